@@ -1,0 +1,82 @@
+//! The connection table: which real each flow was given, its IPVS state and
+//! when it was last seen.
+
+use crate::maps::{XVS_CONNS, XVS_DESTS};
+use lb_common::{
+    ipvs::{self, ConnState},
+    ConnEntry, ConnKey, Dest, GlobalConfig, PROTO_TCP,
+};
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+
+/// What the table says about a packet's flow.
+pub enum Lookup {
+    /// A live flow: forward to this dest.
+    Hit {
+        dest_idx: u32,
+        dest: &'static Dest,
+    },
+    /// The flow was ours but its real is gone, it expired, or a new SYN
+    /// reuses a TIME_WAIT tuple: schedule it anew.
+    Stale,
+    Miss,
+}
+
+/// Looks the flow up and, for a live one, advances its state and clock.
+#[inline(always)]
+pub fn lookup(key: &ConnKey, tcp_flags: u8, now: u64, cfg: &GlobalConfig) -> Lookup {
+    let Some(entry) = XVS_CONNS.get_ptr_mut(key) else {
+        return Lookup::Miss;
+    };
+    let entry = unsafe { &mut *entry };
+    let Some(dest) = XVS_DESTS.get(entry.dest) else {
+        return Lookup::Stale;
+    };
+    if dest.gen != entry.dest_gen || dest.gen == 0 || expired(entry, now, cfg) {
+        return Lookup::Stale;
+    }
+    if key.proto == PROTO_TCP {
+        // IPVS's conn_reuse_mode: a fresh SYN on a TIME_WAIT flow starts over.
+        if tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN && entry.state == ConnState::TimeWait as u8 {
+            return Lookup::Stale;
+        }
+        entry.state = ipvs::tcp_next_state(entry.state, tcp_flags);
+    }
+    entry.last_seen_ns = now;
+    Lookup::Hit {
+        dest_idx: entry.dest,
+        dest,
+    }
+}
+
+#[inline(always)]
+fn expired(entry: &ConnEntry, now: u64, cfg: &GlobalConfig) -> bool {
+    let state = entry.state as usize;
+    if state >= ipvs::STATE_COUNT {
+        return true;
+    }
+    let timeout = cfg.timeouts_s[state] as u64 * NS_PER_SEC;
+    now.wrapping_sub(entry.last_seen_ns) > timeout
+}
+
+/// Records a newly scheduled flow.
+#[inline(always)]
+pub fn insert(key: &ConnKey, dest_idx: u32, dest_gen: u32, tcp_flags: u8, now: u64) {
+    let state = if key.proto == PROTO_TCP {
+        ipvs::tcp_next_state(ConnState::None as u8, tcp_flags)
+    } else {
+        ConnState::Udp as u8
+    };
+    let entry = ConnEntry {
+        dest: dest_idx,
+        dest_gen,
+        last_seen_ns: now,
+        state,
+        _pad: [0; 7],
+    };
+    // An LRU map makes room by itself; a failed insert only means the next
+    // packet of the flow is scheduled again.
+    let _ = XVS_CONNS.insert(key, &entry, 0);
+}

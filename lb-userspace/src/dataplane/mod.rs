@@ -1,0 +1,68 @@
+//! The seam between the control plane and whatever forwards packets. XDP is
+//! the default backend; an IPVS backend implements the same trait.
+
+pub mod xdp;
+
+use crate::model::{Protocol, ServiceId, ServiceSpec};
+use lb_common::{ipvs::ConnState, Counters};
+use std::net::IpAddr;
+
+pub use xdp::{AttachMode, XdpDataplane, XdpOptions};
+
+/// IPVS's three user-settable timeouts (`ipvsadm --set tcp tcpfin udp`), in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp: u32,
+    pub tcp_fin: u32,
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp: 900,
+            tcp_fin: 120,
+            udp: 300,
+        }
+    }
+}
+
+/// Counters of one real of a service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealStats {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub counters: Counters,
+}
+
+/// Counters of one service and its current reals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceStats {
+    pub id: ServiceId,
+    pub counters: Counters,
+    pub reals: Vec<RealStats>,
+}
+
+/// One entry of the connection table, as `ipvsadm -L -c` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    pub proto: Protocol,
+    pub client: (IpAddr, u16),
+    pub virtual_: (IpAddr, u16),
+    /// `None` when the real has since been removed.
+    pub real: Option<(IpAddr, u16)>,
+    pub state: ConnState,
+    /// Seconds until the entry expires.
+    pub expires_in_s: u64,
+}
+
+pub trait Dataplane {
+    /// Carry exactly these services: add, change and remove what differs,
+    /// leaving established flows of unchanged reals alone.
+    fn apply(&mut self, services: &[ServiceSpec]) -> anyhow::Result<()>;
+    /// Forward (VRRP MASTER) or pass everything (BACKUP, FAULT).
+    fn set_active(&mut self, active: bool) -> anyhow::Result<()>;
+    fn set_timeouts(&mut self, timeouts: Timeouts) -> anyhow::Result<()>;
+    fn stats(&self) -> anyhow::Result<Vec<ServiceStats>>;
+    fn connections(&self) -> anyhow::Result<Vec<Connection>>;
+}

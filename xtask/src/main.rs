@@ -1,0 +1,142 @@
+//! `cargo xtask <command>`: the project's build, test and bench entry points.
+//! Every command that builds runs `setup` first, so a fresh machine works.
+
+mod setup;
+
+use anyhow::{bail, Context, Result};
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args]
+
+  setup        install what the build and tests need (idempotent)
+  build-ebpf   build the XDP objects into target/bpf
+  build        setup + build-ebpf + build the userspace (release)
+  test         setup + build-ebpf + run every test (needs root)
+  bench [-- ARGS]  setup + build-ebpf + run the benchmark (needs root)
+  run [-- ARGS]    build, then run xvsd with ARGS";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    let rest: Vec<&str> = args[1..]
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--")
+        .collect();
+    match cmd.as_str() {
+        "setup" => setup::run(),
+        "build-ebpf" => build_ebpf(),
+        "build" => {
+            prepare()?;
+            cargo(&["build", "--release", "--workspace"])
+        }
+        "test" => {
+            prepare()?;
+            test(&rest)
+        }
+        "bench" => {
+            prepare()?;
+            let mut a = vec![
+                "run",
+                "--release",
+                "-p",
+                "xvs-tests",
+                "--bin",
+                "xvs-bench",
+                "--",
+            ];
+            a.extend(rest);
+            cargo(&a)
+        }
+        "run" => {
+            prepare()?;
+            let mut a = vec![
+                "run",
+                "--release",
+                "-p",
+                "lb-userspace",
+                "--bin",
+                "xvsd",
+                "--",
+            ];
+            a.extend(rest);
+            cargo(&a)
+        }
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+fn prepare() -> Result<()> {
+    setup::run()?;
+    build_ebpf()
+}
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Builds lb-ebpf for bpfel-unknown-none into target/bpf. Uses nightly when
+/// installed, else stable with RUSTC_BOOTSTRAP (same object).
+fn build_ebpf() -> Result<()> {
+    let root = root();
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root.join("lb-ebpf"))
+        .args(["build", "--release"])
+        .env("CARGO_TARGET_DIR", root.join("target/bpf"))
+        .env_remove("RUSTC")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    let toolchain = setup::ebpf_toolchain();
+    cmd.env("RUSTUP_TOOLCHAIN", &toolchain);
+    if toolchain != "nightly" {
+        cmd.env("RUSTC_BOOTSTRAP", "1");
+    }
+    run(cmd).context("building the XDP program")
+}
+
+/// Unit tests, then the integration tests that load XDP (root only).
+fn test(extra: &[&str]) -> Result<()> {
+    let mut a = vec!["test", "--release", "--workspace"];
+    a.extend(extra);
+    if !is_root() {
+        eprintln!("xtask: not root: tests that load XDP programs will fail; run as root");
+    }
+    cargo(&a)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root()).args(args);
+    run(cmd)
+}
+
+pub fn run(mut cmd: Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
