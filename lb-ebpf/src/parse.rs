@@ -38,8 +38,11 @@ pub struct L3 {
     pub family: u8,
     pub proto: u8,
     pub l4_off: usize,
-    /// Bytes from the IP header to the end of the frame, counted as IPVS does.
+    /// The IP packet's own length (header included): what IPVS counts, and
+    /// where the L4 header must end. Trailing frame bytes are not ours.
     pub ip_len: u32,
+    /// Offset just past the IP packet.
+    pub ip_end: usize,
     pub saddr: [u32; 4],
     pub daddr: [u32; 4],
     /// IPv4 fragment (first or later): never balanced.
@@ -72,8 +75,8 @@ fn parse_ipv4(ctx: &XdpContext, off: usize, frame_len: u32) -> Result<L3, Verdic
     }
     let ihl = ((hdr[0] & 0x0F) as usize) * 4;
     let tot_len = u16::from_be_bytes([hdr[2], hdr[3]]) as usize;
-    let ip_len = frame_len - off as u32;
-    if ihl < IPV4_HLEN_MIN || tot_len < ihl || tot_len > ip_len as usize {
+    let available = (frame_len - off as u32) as usize;
+    if ihl < IPV4_HLEN_MIN || tot_len < ihl || tot_len > available {
         return Err(Verdict::PassMalformed);
     }
     let frag = u16::from_be_bytes([hdr[6], hdr[7]]) & IPV4_FRAG_MASK != 0;
@@ -82,7 +85,8 @@ fn parse_ipv4(ctx: &XdpContext, off: usize, frame_len: u32) -> Result<L3, Verdic
         family: FAMILY_V4,
         proto: hdr[9],
         l4_off: off + ihl,
-        ip_len,
+        ip_len: tot_len as u32,
+        ip_end: off + tot_len,
         saddr: [word(12), 0, 0, 0],
         daddr: [word(16), 0, 0, 0],
         fragment: frag,
@@ -98,9 +102,8 @@ fn parse_ipv6(ctx: &XdpContext, off: usize, frame_len: u32) -> Result<L3, Verdic
     if first >> 28 != 6 {
         return Err(Verdict::PassMalformed);
     }
-    let payload_len = u32::from_be(hdr[1]) >> 16;
-    let ip_len = frame_len - off as u32;
-    if payload_len + IPV6_HLEN as u32 > ip_len {
+    let ip_len = (u32::from_be(hdr[1]) >> 16) + IPV6_HLEN as u32;
+    if ip_len > frame_len - off as u32 {
         return Err(Verdict::PassMalformed);
     }
     Ok(L3 {
@@ -108,6 +111,7 @@ fn parse_ipv6(ctx: &XdpContext, off: usize, frame_len: u32) -> Result<L3, Verdic
         proto: (u32::from_be(hdr[1]) >> 8) as u8,
         l4_off: off + IPV6_HLEN,
         ip_len,
+        ip_end: off + ip_len as usize,
         saddr: [hdr[2], hdr[3], hdr[4], hdr[5]],
         daddr: [hdr[6], hdr[7], hdr[8], hdr[9]],
         fragment: false,
@@ -122,8 +126,17 @@ pub struct L4 {
     pub tcp_flags: u8,
 }
 
+/// The L4 header must lie inside the IP packet, not merely inside the frame.
 #[inline(always)]
 pub fn parse_l4(ctx: &XdpContext, l3: &L3) -> Result<L4, Verdict> {
+    let hlen = match l3.proto {
+        PROTO_TCP => TCP_HLEN_MIN,
+        PROTO_UDP => UDP_HLEN,
+        _ => return Err(Verdict::PassNotTcpUdp),
+    };
+    if l3.l4_off + hlen > l3.ip_end {
+        return Err(Verdict::PassMalformed);
+    }
     match l3.proto {
         PROTO_TCP => {
             let hdr = ptr_at::<[u8; TCP_HLEN_MIN]>(ctx, l3.l4_off).ok_or(Verdict::PassMalformed)?;
