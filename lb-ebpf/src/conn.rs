@@ -78,5 +78,5 @@ pub fn insert(key: &ConnKey, dest_idx: u32, dest_gen: u32, tcp_flags: u8, now: u
     };
     // An LRU map makes room by itself; a failed insert only means the next
     // packet of the flow is scheduled again.
-    let _ = XVS_CONNS.insert(key, &entry, 0);
+    let _ = XVS_CONNS.insert(key, entry, 0);
 }

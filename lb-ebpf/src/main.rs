@@ -98,7 +98,7 @@ fn balance(ctx: &XdpContext, cfg: &GlobalConfig, l3: &L3, l4: &L4) -> Verdict {
         proto: key.proto,
         family: key.family,
     };
-    let Some(svc) = (unsafe { XVS_SERVICES.get(&svc_key) }) else {
+    let Some(svc) = (unsafe { XVS_SERVICES.get(svc_key) }) else {
         return Verdict::PassNotService;
     };
     // IPVS opens TCP flows only on SYN (without RST), unless sloppy_tcp.

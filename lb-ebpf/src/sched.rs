@@ -31,7 +31,7 @@ pub fn schedule(
         return from_table(svc, family, saddr, sport_be);
     }
     let key = persist_key(svc, family, saddr);
-    if let Some(tpl) = XVS_PERSIST.get_ptr_mut(&key) {
+    if let Some(tpl) = XVS_PERSIST.get_ptr_mut(key) {
         let tpl = unsafe { &mut *tpl };
         let fresh = now.wrapping_sub(tpl.last_used_ns) <= svc.persist_timeout_s as u64 * NS_PER_SEC;
         if let Some(choice) = dest_at(tpl.dest) {
@@ -49,7 +49,7 @@ pub fn schedule(
         dest_gen: choice.gen,
         last_used_ns: now,
     };
-    let _ = XVS_PERSIST.insert(&key, &tpl, 0);
+    let _ = XVS_PERSIST.insert(key, tpl, 0);
     Some(choice)
 }
 

@@ -17,6 +17,7 @@ usage: cargo xtask <command> [args]
   build-ebpf   build the XDP objects into target/bpf
   build        setup + build-ebpf + build the userspace (release)
   test         setup + build-ebpf + run every test (needs root)
+  lint         rustfmt --check and clippy -D warnings, userspace and eBPF
   bench [-- ARGS]  setup + build-ebpf + run the benchmark (needs root)
   run [-- ARGS]    build, then run xvsd with ARGS";
 
@@ -41,6 +42,10 @@ fn main() -> Result<()> {
         "test" => {
             prepare()?;
             test(&rest)
+        }
+        "lint" => {
+            prepare()?;
+            lint()
         }
         "bench" => {
             prepare()?;
@@ -90,23 +95,28 @@ pub fn root() -> PathBuf {
         .unwrap()
 }
 
-/// Builds lb-ebpf for bpfel-unknown-none into target/bpf. Uses nightly when
-/// installed, else stable with RUSTC_BOOTSTRAP (same object).
+/// Builds lb-ebpf for bpfel-unknown-none into target/bpf.
 fn build_ebpf() -> Result<()> {
+    run(ebpf_cargo(&["build", "--release"])).context("building the XDP program")
+}
+
+/// Cargo in lb-ebpf, on nightly when installed, else on stable with
+/// RUSTC_BOOTSTRAP (the object is the same).
+fn ebpf_cargo(args: &[&str]) -> Command {
     let root = root();
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root.join("lb-ebpf"))
-        .args(["build", "--release"])
+        .args(args)
         .env("CARGO_TARGET_DIR", root.join("target/bpf"))
         .env_remove("RUSTC")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
     let toolchain = setup::ebpf_toolchain();
-    cmd.env("RUSTUP_TOOLCHAIN", &toolchain);
     if toolchain != "nightly" {
         cmd.env("RUSTC_BOOTSTRAP", "1");
     }
-    run(cmd).context("building the XDP program")
+    cmd.env("RUSTUP_TOOLCHAIN", toolchain);
+    cmd
 }
 
 /// Unit tests, then the integration tests that load XDP (root only).
@@ -117,6 +127,21 @@ fn test(extra: &[&str]) -> Result<()> {
         eprintln!("xtask: not root: tests that load XDP programs will fail; run as root");
     }
     cargo(&a)
+}
+
+fn lint() -> Result<()> {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--release",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    run(ebpf_cargo(&["fmt", "--check"]))?;
+    run(ebpf_cargo(&["clippy", "--release", "--", "-D", "warnings"]))
 }
 
 fn is_root() -> bool {

@@ -1,0 +1,62 @@
+//! Ready-made services and a loaded, active data plane for tests and benches.
+
+use std::net::IpAddr;
+use xvs::{
+    dataplane::{Dataplane, XdpDataplane, XdpOptions},
+    model::{Persistence, Protocol, RealSpec, SchedulerKind, ServiceId, ServiceSpec},
+};
+
+/// The MAC tests give real number `n`.
+pub fn real_mac(n: u8) -> [u8; 6] {
+    [0x02, 0xee, 0, 0, 0, n]
+}
+
+pub fn real(addr: &str, port: u16, weight: u32, mac: [u8; 6]) -> RealSpec {
+    RealSpec {
+        addr: addr.parse().unwrap(),
+        port,
+        weight,
+        mac,
+        local: false,
+    }
+}
+
+pub fn service(
+    vip: &str,
+    port: u16,
+    proto: Protocol,
+    scheduler: SchedulerKind,
+    reals: Vec<RealSpec>,
+) -> ServiceSpec {
+    ServiceSpec {
+        id: ServiceId {
+            vip: vip.parse::<IpAddr>().unwrap(),
+            port,
+            proto,
+        },
+        scheduler,
+        persistence: None,
+        reals,
+    }
+}
+
+pub fn persistent(mut svc: ServiceSpec, timeout_s: u32, prefix_len: u8) -> ServiceSpec {
+    svc.persistence = Some(Persistence {
+        timeout_s,
+        prefix_len,
+    });
+    svc
+}
+
+/// A freshly loaded data plane carrying `services`, active (MASTER).
+/// Small tables keep test loads quick.
+pub fn active_dataplane(services: &[ServiceSpec]) -> XdpDataplane {
+    let mut dp = XdpDataplane::load(XdpOptions {
+        conn_table_size: 1 << 17,
+        persist_table_size: 1 << 14,
+    })
+    .expect("load XDP program (are you root?)");
+    dp.apply(services).expect("apply services");
+    dp.set_active(true).expect("set active");
+    dp
+}
