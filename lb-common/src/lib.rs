@@ -1,7 +1,8 @@
 //! Map keys, values and constants shared by the XDP program and userspace.
 //!
 //! Every type here is `#[repr(C)]` with explicit padding, so its bytes mean
-//! the same on both sides. `bytemuck` gives safe byte views; `aya::Pod` is
+//! the same on both sides. Keys are word-aligned (without adding padding) so
+//! the data plane copies and hashes them a word at a time, not byte by byte. `bytemuck` gives safe byte views; `aya::Pod` is
 //! implemented behind the `user` feature.
 #![no_std]
 
@@ -81,7 +82,7 @@ pub mod global_flags {
 }
 
 /// Key of `SERVICES`: one virtual service.
-#[repr(C)]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct ServiceKey {
     pub addr: Addr,
@@ -95,7 +96,7 @@ pub struct ServiceKey {
 /// sees either the old or the new service, never a mix. Its scheduling
 /// table lives at `table_off..table_off+table_len` in `SCHED_POOL`; userspace
 /// writes a new table elsewhere in the pool before it points here.
-#[repr(C)]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct ServiceInfo {
     /// Index into `SERVICE_STATS` and `SCHED_CURSOR`.
@@ -115,7 +116,7 @@ pub struct ServiceInfo {
 ///
 /// Updated in place, so every write changes bytes that no packet is using:
 /// the MAC is double-buffered and `mac_sel` (one byte) flips to the new copy.
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct Dest {
     pub addr: Addr,
@@ -150,7 +151,7 @@ pub struct IfaceMac {
 }
 
 /// Key of `CONNS`: a flow's 5-tuple as the client sent it.
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct ConnKey {
     pub saddr: Addr,
@@ -178,7 +179,7 @@ pub struct ConnEntry {
 }
 
 /// Key of `PERSIST`: a persistence template (service + masked client).
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct PersistKey {
     pub service_id: u32,
@@ -247,7 +248,7 @@ pub enum Verdict {
     Tx = 0,
     /// Addressed to a real that is this director: XDP_PASS to the stack.
     PassLocalReal,
-    /// Not IPv4/IPv6, or an IPv6 packet with extension headers.
+    /// Not IPv4/IPv6.
     PassNotIp,
     /// Destination is not a VIP, or no service matches port/protocol.
     PassNotService,
@@ -261,7 +262,8 @@ pub enum Verdict {
     PassNoDest,
     /// TCP without SYN and without a connection entry.
     PassNoConn,
-    /// Protocol other than TCP/UDP to a VIP.
+    /// Protocol other than TCP/UDP to a VIP (an IPv6 extension header
+    /// counts here too: XVS does not walk them).
     PassNotTcpUdp,
 }
 

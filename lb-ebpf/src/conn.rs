@@ -18,8 +18,8 @@ pub enum Lookup {
         dest_idx: u32,
         dest: &'static Dest,
     },
-    /// The flow was ours but its real is gone, it expired, or a new SYN
-    /// reuses a TIME_WAIT tuple: schedule it anew.
+    /// The flow is live but its real is gone, or a new SYN reuses a
+    /// TIME_WAIT tuple: schedule it anew.
     Stale,
     Miss,
 }
@@ -31,10 +31,15 @@ pub fn lookup(key: &ConnKey, tcp_flags: u8, now: u64, cfg: &GlobalConfig) -> Loo
         return Lookup::Miss;
     };
     let entry = unsafe { &mut *entry };
+    // Expired is the same as never seen (IPVS has dropped the conn by then),
+    // whether or not the LRU has evicted the entry yet.
+    if expired(entry, now, cfg) {
+        return Lookup::Miss;
+    }
     let Some(dest) = XVS_DESTS.get(entry.dest) else {
         return Lookup::Stale;
     };
-    if dest.gen != entry.dest_gen || dest.gen == 0 || expired(entry, now, cfg) {
+    if dest.gen != entry.dest_gen || dest.gen == 0 {
         return Lookup::Stale;
     }
     if key.proto == PROTO_TCP {

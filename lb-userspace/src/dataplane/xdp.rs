@@ -345,9 +345,14 @@ impl XdpDataplane {
         let mut dests = StdHashMap::new();
         for real in &spec.reals {
             let key = (real.addr, real.port);
-            let kept = old
-                .remove(&key)
-                .filter(|d| (d.entry.flags & dest_flags::LOCAL != 0) == real.local);
+            // A real that became (or stopped being) local is a different
+            // dest; the old slot stays in `old` and is cleared by the caller.
+            let kept = match old.get(&key) {
+                Some(d) if (d.entry.flags & dest_flags::LOCAL != 0) == real.local => {
+                    old.remove(&key)
+                }
+                _ => None,
+            };
             let dest = match kept {
                 Some(d) if d.entry.mac()[..6] == real.mac => d,
                 Some(d) => self.flip_mac(d, real.mac)?,
