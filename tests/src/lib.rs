@@ -1,1 +1,7 @@
-//! Helpers shared by the integration tests and the benchmark.
+//! Helpers shared by the integration tests and the benchmark: frame
+//! builders and ready-made service fixtures.
+
+pub mod bench;
+pub mod fixtures;
+pub mod netns;
+pub mod packet;
