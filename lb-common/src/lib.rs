@@ -24,6 +24,7 @@ pub mod maps {
     pub const DEST_STATS: &str = "XVS_DEST_STATS";
     pub const VERDICTS: &str = "XVS_VERDICTS";
     pub const IFACE_MACS: &str = "XVS_IFACE_MACS";
+    pub const FLOW_CACHE: &str = "XVS_FLOW_CACHE";
 }
 
 /// Default map sizes. The loader may override the table sizes at load time.
@@ -34,6 +35,8 @@ pub const SCHED_POOL_SLOTS: u32 = 1 << 20;
 pub const DEFAULT_CONN_TABLE: u32 = 1 << 20;
 pub const DEFAULT_PERSIST_TABLE: u32 = 1 << 18;
 pub const MAX_IFACES: u32 = 256;
+/// Slots per CPU in the flow cache (a power of two).
+pub const FLOW_CACHE_SLOTS: u32 = 4096;
 /// The VIP filter is a bitmap of `VIP_FILTER_WORDS * 64` bits.
 pub const VIP_FILTER_WORDS: u32 = 1024;
 pub const VIP_FILTER_BITS: u32 = VIP_FILTER_WORDS * 64;
@@ -176,6 +179,15 @@ pub struct ConnEntry {
     /// An `ipvs::ConnState`.
     pub state: u8,
     pub _pad: [u8; 7],
+}
+
+/// One slot of the per-CPU flow cache: a copy of a `CONNS` entry with its
+/// key, exactly one 64-byte cache line.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct FlowCacheSlot {
+    pub key: ConnKey,
+    pub entry: ConnEntry,
 }
 
 /// Key of `PERSIST`: a persistence template (service + masked client).
@@ -341,6 +353,7 @@ mod user {
     unsafe impl aya::Pod for Counters {}
     unsafe impl aya::Pod for GlobalConfig {}
     unsafe impl aya::Pod for IfaceMac {}
+    unsafe impl aya::Pod for FlowCacheSlot {}
 }
 
 #[cfg(test)]
@@ -358,6 +371,7 @@ mod tests {
         assert_eq!(size_of::<PersistKey>(), 24);
         assert_eq!(size_of::<PersistEntry>(), 16);
         assert_eq!(size_of::<Counters>(), 32);
+        assert_eq!(size_of::<FlowCacheSlot>(), 64);
     }
 
     #[test]

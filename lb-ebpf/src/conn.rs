@@ -1,7 +1,10 @@
 //! The connection table: which real each flow was given, its IPVS state and
-//! when it was last seen.
+//! when it was last seen. Reads go through the per-CPU flow cache first.
 
-use crate::maps::{XVS_CONNS, XVS_DESTS};
+use crate::{
+    flow_cache,
+    maps::{XVS_CONNS, XVS_DESTS},
+};
 use lb_common::{
     ipvs::{self, ConnState},
     ConnEntry, ConnKey, Dest, GlobalConfig, PROTO_TCP,
@@ -27,10 +30,41 @@ pub enum Lookup {
 /// Looks the flow up and, for a live one, advances its state and clock.
 #[inline(always)]
 pub fn lookup(key: &ConnKey, tcp_flags: u8, now: u64, cfg: &GlobalConfig) -> Lookup {
+    let mut slot = flow_cache::slot(key);
+    if let Some(slot) = slot.as_deref_mut() {
+        if flow_cache::holds(slot, key) {
+            let before = slot.entry;
+            if let hit @ Lookup::Hit { .. } = advance(&mut slot.entry, key, tcp_flags, now, cfg) {
+                if flow_cache::needs_write_through(&before, &slot.entry) {
+                    let _ = XVS_CONNS.insert(key, slot.entry, 0);
+                }
+                return hit;
+            }
+            // Stale or expired here: the table decides (another CPU may
+            // have rescheduled or refreshed the flow).
+            flow_cache::forget(slot);
+        }
+    }
     let Some(entry) = XVS_CONNS.get_ptr_mut(key) else {
         return Lookup::Miss;
     };
     let entry = unsafe { &mut *entry };
+    let result = advance(entry, key, tcp_flags, now, cfg);
+    if let (Lookup::Hit { .. }, Some(slot)) = (&result, slot) {
+        flow_cache::fill(slot, key, entry);
+    }
+    result
+}
+
+/// The checks and the update one packet makes to a flow's entry.
+#[inline(always)]
+fn advance(
+    entry: &mut ConnEntry,
+    key: &ConnKey,
+    tcp_flags: u8,
+    now: u64,
+    cfg: &GlobalConfig,
+) -> Lookup {
     // Expired is the same as never seen (IPVS has dropped the conn by then),
     // whether or not the LRU has evicted the entry yet.
     if expired(entry, now, cfg) {
@@ -66,7 +100,7 @@ fn expired(entry: &ConnEntry, now: u64, cfg: &GlobalConfig) -> bool {
     now.wrapping_sub(entry.last_seen_ns) > timeout
 }
 
-/// Records a newly scheduled flow.
+/// Records a newly scheduled flow, in the table and this CPU's cache.
 #[inline(always)]
 pub fn insert(key: &ConnKey, dest_idx: u32, dest_gen: u32, tcp_flags: u8, now: u64) {
     let state = if key.proto == PROTO_TCP {
@@ -84,4 +118,7 @@ pub fn insert(key: &ConnKey, dest_idx: u32, dest_gen: u32, tcp_flags: u8, now: u
     // An LRU map makes room by itself; a failed insert only means the next
     // packet of the flow is scheduled again.
     let _ = XVS_CONNS.insert(key, entry, 0);
+    if let Some(slot) = flow_cache::slot(key) {
+        flow_cache::fill(slot, key, &entry);
+    }
 }

@@ -13,6 +13,7 @@
 #![no_main]
 
 mod conn;
+mod flow_cache;
 mod maps;
 mod parse;
 mod rewrite;

@@ -6,9 +6,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    ConnEntry, ConnKey, Counters, Dest, GlobalConfig, PersistEntry, PersistKey, ServiceInfo,
-    ServiceKey, DEFAULT_CONN_TABLE, DEFAULT_PERSIST_TABLE, MAX_DESTS, MAX_IFACES, MAX_SERVICES,
-    SCHED_POOL_SLOTS, VERDICT_COUNT, VIP_FILTER_WORDS,
+    ConnEntry, ConnKey, Counters, Dest, FlowCacheSlot, GlobalConfig, PersistEntry, PersistKey,
+    ServiceInfo, ServiceKey, DEFAULT_CONN_TABLE, DEFAULT_PERSIST_TABLE, FLOW_CACHE_SLOTS,
+    MAX_DESTS, MAX_IFACES, MAX_SERVICES, SCHED_POOL_SLOTS, VERDICT_COUNT, VIP_FILTER_WORDS,
 };
 
 /// Index 0: director-wide switches and timeouts.
@@ -37,6 +37,12 @@ pub static XVS_SCHED_CURSOR: PerCpuArray<u32> = PerCpuArray::with_max_entries(MA
 #[map(name = "XVS_CONNS")]
 pub static XVS_CONNS: LruHashMap<ConnKey, ConnEntry> =
     LruHashMap::with_max_entries(DEFAULT_CONN_TABLE, 0);
+
+/// Direct-mapped, per-CPU copies of recently used `XVS_CONNS` entries. An
+/// array lookup is inlined by the verifier, so a hit skips the hash table.
+#[map(name = "XVS_FLOW_CACHE")]
+pub static XVS_FLOW_CACHE: PerCpuArray<FlowCacheSlot> =
+    PerCpuArray::with_max_entries(FLOW_CACHE_SLOTS, 0);
 
 #[map(name = "XVS_PERSIST")]
 pub static XVS_PERSIST: LruHashMap<PersistKey, PersistEntry> =

@@ -12,10 +12,19 @@ pub const TCP_ACK: u8 = 0x10;
 /// The layer-4 part of a frame.
 #[derive(Clone, Debug)]
 pub enum L4 {
-    Tcp { sport: u16, dport: u16, flags: u8 },
-    Udp { sport: u16, dport: u16 },
+    Tcp {
+        sport: u16,
+        dport: u16,
+        flags: u8,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
     /// Any other IP protocol, with raw payload bytes.
-    Other { proto: u8 },
+    Other {
+        proto: u8,
+    },
 }
 
 /// A frame description; `build()` turns it into bytes.
@@ -40,7 +49,15 @@ pub const DIRECTOR_MAC: [u8; 6] = [0x02, 0xd1, 0x00, 0x00, 0x00, 0x01];
 
 impl Frame {
     pub fn tcp(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, flags: u8) -> Frame {
-        Frame::new(src, dst, L4::Tcp { sport, dport, flags })
+        Frame::new(
+            src,
+            dst,
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+            },
+        )
     }
 
     pub fn udp(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Frame {
@@ -103,7 +120,11 @@ impl Frame {
     fn l4_bytes(&self) -> Vec<u8> {
         let mut b = Vec::new();
         match self.l4 {
-            L4::Tcp { sport, dport, flags } => {
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+            } => {
                 b.extend_from_slice(&sport.to_be_bytes());
                 b.extend_from_slice(&dport.to_be_bytes());
                 b.extend_from_slice(&1u32.to_be_bytes()); // seq

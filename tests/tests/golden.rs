@@ -121,6 +121,16 @@ fn pin_to_one_cpu() {
     }
 }
 
+/// Pins the calling thread to `cpu`.
+fn pin_to_cpu(cpu: usize) {
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(rc, 0, "sched_setaffinity");
+    }
+}
+
 /// Rewrites the IPv4 header checksum of a frame whose IP header starts at `l3`.
 fn fix_ipv4_checksum(frame: &mut [u8], l3: usize) {
     let ihl = (frame[l3] & 0x0f) as usize * 4;
@@ -1316,4 +1326,36 @@ fn expired_flow_follows_the_new_flow_rules() {
         Verdict::PassNoConn,
     );
     forward(&dp, &tcp(client(1), 1000, ip(VIP), TCP_SYN));
+}
+
+#[test]
+fn flow_rescheduled_on_one_cpu_is_followed_on_another() {
+    // Each CPU keeps its own flow cache; the connection table decides. A
+    // flow cached on CPU 0 and rescheduled on CPU 1 must follow CPU 1's
+    // choice on CPU 0, not be rescheduled a second time from CPU 0's copy.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: needs two CPUs");
+        return;
+    }
+    let reals: Vec<RealSpec> = (1..4).map(|n| real_n(n, 1)).collect();
+    let mut svc = tcp_svc(VIP, SchedulerKind::Rr, reals);
+    let mut dp = active_dataplane(std::slice::from_ref(&svc));
+    let flow = |flags| tcp(client(1), 1000, ip(VIP), flags);
+    pin_to_cpu(0);
+    let first = forward(&dp, &flow(TCP_SYN));
+    // Remove that real. CPU 0's rr cursor now stands one step further
+    // than CPU 1's (fresh), so the two would pick different reals.
+    svc.reals.retain(|r| r.mac != first);
+    dp.apply(std::slice::from_ref(&svc)).unwrap();
+    pin_to_cpu(1);
+    let moved = forward(&dp, &flow(TCP_ACK));
+    assert_ne!(moved, first, "the flow left its removed real");
+    pin_to_cpu(0);
+    for _ in 0..3 {
+        assert_eq!(
+            forward(&dp, &flow(TCP_ACK)),
+            moved,
+            "CPU 0 follows the table"
+        );
+    }
 }
