@@ -2,6 +2,7 @@
 //! that carry it.
 
 pub mod dataplane;
+pub mod ipvsadm;
 pub mod model;
 pub mod pool;
 pub mod scheduler;
