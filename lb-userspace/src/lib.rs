@@ -1,6 +1,7 @@
 //! XVS userspace library: the service model, schedulers, and the data planes
 //! that carry it.
 
+pub mod config;
 pub mod dataplane;
 pub mod ipvsadm;
 pub mod model;
