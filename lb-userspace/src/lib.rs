@@ -5,7 +5,9 @@ pub mod config;
 pub mod dataplane;
 pub mod ipvsadm;
 pub mod model;
+pub mod netlink;
 pub mod pool;
+pub mod realserver;
 pub mod scheduler;
 
 /// The XDP objects, embedded at build time (see build.rs).
