@@ -2,6 +2,8 @@
 //! that carry it.
 
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod dataplane;
 pub mod ipvsadm;
 pub mod model;

@@ -1,9 +1,10 @@
 //! What the data plane is asked to carry: virtual services and their reals,
 //! independent of how a backend (XDP, IPVS) represents them.
 
+use serde::{Deserialize, Serialize};
 use std::{fmt, net::IpAddr};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Protocol {
     Tcp,
     Udp,
@@ -28,7 +29,7 @@ impl fmt::Display for Protocol {
 }
 
 /// A virtual service's identity: VIP, port and protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServiceId {
     pub vip: IpAddr,
     pub port: u16,
@@ -45,7 +46,7 @@ impl fmt::Display for ServiceId {
 }
 
 /// The scheduler a service uses, with its flags.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SchedulerKind {
     Rr,
     Wrr,
@@ -64,7 +65,7 @@ impl SchedulerKind {
 }
 
 /// `persistence_timeout` and `persistence_granularity` / `ipvsadm -p T -M M`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Persistence {
     pub timeout_s: u32,
     /// Prefix length applied to the client address (32 or 128 = per client).

@@ -1,6 +1,6 @@
 //! Network-namespace topologies for end-to-end tests and the lab: hosts
-//! plugged into a Linux bridge, LVS-DR real-server setup, and small TCP
-//! responders.
+//! plugged into a Linux bridge, LVS-DR real-server setup, and small TCP and
+//! UDP responders.
 //!
 //! Everything is created under a unique name prefix and owned by a [`Lab`],
 //! whose `Drop` deletes it again (deleting a namespace also deletes the veth
@@ -391,4 +391,166 @@ pub fn fetch_reply(addr: SocketAddr, timeout: Duration) -> Result<String> {
         .read_to_string(&mut reply)
         .with_context(|| format!("reading from {addr}"))?;
     Ok(reply)
+}
+
+/// A TCP server in a namespace that answers every line a client sends with
+/// a fixed reply, for as long as the client keeps the connection open. A
+/// held-open connection can so be probed again later (e.g. after a reload)
+/// to prove its flow still reaches the same server. Each connection gets
+/// its own thread; dropping the responder closes them all and stops it.
+pub struct LineResponder {
+    listener_fd: RawFd,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+/// The open connections of a [`LineResponder`] and their threads.
+type Connections = Arc<std::sync::Mutex<Vec<(TcpStream, JoinHandle<()>)>>>;
+
+impl LineResponder {
+    /// Listens on `addr` inside `ns`; returns once the socket is bound.
+    pub fn start(ns: &Netns, addr: SocketAddr, reply: &str) -> Result<LineResponder> {
+        let (bound_tx, bound_rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (reply, stopping) = (reply.as_bytes().to_vec(), stop.clone());
+        let thread = spawn_in_netns(&ns.name, move || {
+            let listener = match TcpListener::bind(addr) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = bound_tx.send(Err(e));
+                    return Ok(());
+                }
+            };
+            let _ = bound_tx.send(Ok(listener.as_raw_fd()));
+            let connections = Connections::default();
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = conn else { continue };
+                let Ok(handle) = stream.try_clone() else {
+                    continue;
+                };
+                let reply = reply.clone();
+                let thread = std::thread::spawn(move || answer_lines(stream, &reply));
+                connections.lock().unwrap().push((handle, thread));
+            }
+            // Wake every connection thread blocked in read, then wait for it.
+            for (stream, thread) in connections.lock().unwrap().drain(..) {
+                let _ = stream.shutdown(Shutdown::Both);
+                let _ = thread.join();
+            }
+            Ok(())
+        });
+        let listener_fd = bound_rx
+            .recv_timeout(Duration::from_secs(5))
+            .context("responder thread did not start")?
+            .with_context(|| format!("binding {addr} in {}", ns.name))?;
+        Ok(LineResponder {
+            listener_fd,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Writes `reply` for every `\n`-terminated line read, until EOF or error.
+fn answer_lines(stream: TcpStream, reply: &[u8]) {
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = Vec::new();
+    while let Ok(n) = std::io::BufRead::read_until(&mut reader, b'\n', &mut line) {
+        if n == 0 || writer.write_all(reply).is_err() {
+            break;
+        }
+        line.clear();
+    }
+}
+
+impl Drop for LineResponder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // On Linux, shutting down a listening socket wakes a blocked accept().
+        unsafe { libc::shutdown(self.listener_fd, libc::SHUT_RDWR) };
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Sends `line` on `stream` and reads one line back (without its `\n`).
+pub fn exchange_line(stream: &mut TcpStream, line: &str) -> Result<String> {
+    stream.write_all(line.as_bytes())?;
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    // Byte by byte, so nothing past the reply is consumed from the stream.
+    loop {
+        match stream.read(&mut byte)? {
+            0 => bail!("connection closed after {} bytes", reply.len()),
+            _ if byte[0] == b'\n' => break,
+            _ => reply.push(byte[0]),
+        }
+    }
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// A UDP server in a namespace that answers every datagram with a fixed
+/// reply, sent from the address it is bound to. Bind it to the VIP on a DR
+/// real server: replies must come from the VIP, which a socket bound to
+/// 0.0.0.0 would not guarantee. Dropping it stops the server.
+pub struct UdpResponder {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl UdpResponder {
+    /// How often the server looks at its stop flag.
+    const POLL: Duration = Duration::from_millis(100);
+
+    /// Binds `addr` inside `ns`; returns once the socket is bound.
+    pub fn start(ns: &Netns, addr: SocketAddr, reply: &str) -> Result<UdpResponder> {
+        let (bound_tx, bound_rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (reply, stopping) = (reply.as_bytes().to_vec(), stop.clone());
+        let thread = spawn_in_netns(&ns.name, move || {
+            let socket = match std::net::UdpSocket::bind(addr)
+                .and_then(|s| s.set_read_timeout(Some(Self::POLL)).map(|()| s))
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = bound_tx.send(Err(e));
+                    return Ok(());
+                }
+            };
+            let _ = bound_tx.send(Ok(()));
+            let mut buf = [0u8; 2048];
+            while !stopping.load(Ordering::SeqCst) {
+                // Timeouts just bring the loop back to the stop flag.
+                if let Ok((_, peer)) = socket.recv_from(&mut buf) {
+                    let _ = socket.send_to(&reply, peer);
+                }
+            }
+            Ok(())
+        });
+        bound_rx
+            .recv_timeout(Duration::from_secs(5))
+            .context("UDP responder thread did not start")?
+            .with_context(|| format!("binding UDP {addr} in {}", ns.name))?;
+        Ok(UdpResponder {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for UdpResponder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

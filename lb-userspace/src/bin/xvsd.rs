@@ -1,45 +1,145 @@
-//! xvsd: the XVS daemon. For now it loads and attaches the data plane to an
-//! interface and holds it until SIGTERM/SIGINT; reading keepalived.conf,
-//! VRRP and health checks arrive with their own changes.
+//! xvsd: the XVS daemon. Reads an unmodified keepalived.conf and carries its
+//! virtual servers on the XDP data plane. Flags follow keepalived's where
+//! they overlap (-f, -t, -D, -l, -i).
 
 use anyhow::{bail, Context, Result};
-use xvs::dataplane::{AttachMode, XdpDataplane, XdpOptions};
+use std::{path::PathBuf, process::ExitCode};
+use xvs::{
+    config::{self, LoadOptions},
+    control::DEFAULT_SOCKET,
+    daemon::{self, Options},
+    dataplane::AttachMode,
+};
 
-const USAGE: &str = "usage: xvsd --interface IFACE [--xdp-mode native|skb|auto]";
+const USAGE: &str = "\
+usage: xvsd [options]
 
-fn main() -> Result<()> {
-    let mut iface = None;
-    let mut mode = AttachMode::Auto;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-i" | "--interface" => iface = args.next(),
-            "--xdp-mode" => mode = args.next().context("--xdp-mode needs a value")?.parse()?,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
-    let iface = iface.context(USAGE)?;
-    let mut dp = XdpDataplane::load(XdpOptions::default())?;
-    let used = dp.attach(&iface, mode)?;
-    eprintln!("xvsd: XDP attached to {iface} in {used:?} mode (inactive, no services)");
-    wait_for_termination();
-    dp.detach()?;
-    eprintln!("xvsd: detached from {iface}");
-    Ok(())
+  -f, --use-file FILE       keepalived configuration (default /etc/keepalived/keepalived.conf)
+  -t, --config-test         check the configuration, print every problem, and exit
+                            (0: clean or warnings only, 1: errors)
+      --lenient             keywords XVS does not implement yet are warnings, not errors
+  -i, --config-id ID        the id `@ID` lines match (default: the host name's first label)
+  -D, --log-detail          detailed (debug) logging
+  -l, --log-console         log to the console even under systemd
+      --interface IFACE     attach here (default: the vrrp_instance's interface)
+      --xdp-mode MODE       native, skb or auto (default auto: native, else skb)
+      --control-socket PATH control socket (default /run/xvs/xvsd.sock)
+      --metrics-listen ADDR serve Prometheus /metrics on ADDR (e.g. 127.0.0.1:9910; off by default)
+      --instance NAME       name of this daemon (default: default)
+      --conn-table-size N   connection-table entries (default 1048576)
+      --keep-dataplane-on-exit
+                            leave the data plane running when stopping
+  -v, --version
+  -h, --help";
+
+struct Cli {
+    opts: Options,
+    config_test: bool,
+    log_detail: bool,
+    log_console: bool,
 }
 
-fn wait_for_termination() {
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let mut sig = 0;
-        libc::sigwait(&set, &mut sig);
+fn parse(args: &[String]) -> Result<Option<Cli>> {
+    let mut cli = Cli {
+        opts: Options {
+            config_file: PathBuf::from("/etc/keepalived/keepalived.conf"),
+            load: LoadOptions::default(),
+            interface: None,
+            xdp_mode: AttachMode::Auto,
+            control_socket: PathBuf::from(DEFAULT_SOCKET),
+            metrics_listen: None,
+            instance: "default".to_string(),
+            keep_dataplane_on_exit: false,
+            conn_table_size: lb_common::DEFAULT_CONN_TABLE,
+        },
+        config_test: false,
+        log_detail: false,
+        log_console: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |name: &str| -> Result<String> {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .with_context(|| format!("{name} needs a value"))
+        };
+        let o = &mut cli.opts;
+        match flag {
+            "-f" | "--use-file" => o.config_file = PathBuf::from(value(flag)?),
+            "-t" | "--config-test" => cli.config_test = true,
+            "--lenient" => o.load.lenient = true,
+            "-i" | "--config-id" => o.load.config_id = Some(value(flag)?),
+            "-D" | "--log-detail" => cli.log_detail = true,
+            "-l" | "--log-console" => cli.log_console = true,
+            "--interface" => o.interface = Some(value(flag)?),
+            "--xdp-mode" => o.xdp_mode = value(flag)?.parse()?,
+            "--control-socket" => o.control_socket = PathBuf::from(value(flag)?),
+            "--metrics-listen" => {
+                let v = value(flag)?;
+                o.metrics_listen = Some(
+                    v.parse()
+                        .with_context(|| format!("bad --metrics-listen address {v:?}"))?,
+                );
+            }
+            "--instance" => o.instance = value(flag)?,
+            "--conn-table-size" => {
+                let v = value(flag)?;
+                o.conn_table_size = v
+                    .parse()
+                    .with_context(|| format!("bad --conn-table-size {v:?}"))?;
+            }
+            "--keep-dataplane-on-exit" => o.keep_dataplane_on_exit = true,
+            "-v" | "--version" => {
+                println!("xvsd {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            other => bail!("unknown option {other:?}\n{USAGE}"),
+        }
+    }
+    Ok(Some(cli))
+}
+
+/// `-t`: every problem on its own line, as FILE:LINE:COL: severity: message.
+fn config_test(opts: &Options) -> ExitCode {
+    let (_, diags) = config::load(&opts.config_file, &opts.load);
+    for d in &diags {
+        eprintln!("{d}");
+    }
+    if config::has_errors(&diags) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = match parse(&args) {
+        Ok(Some(cli)) => cli,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xvsd: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.config_test {
+        return config_test(&cli.opts);
+    }
+    daemon::logging::init(cli.log_console, cli.log_detail);
+    match daemon::run(cli.opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(1)
+        }
     }
 }

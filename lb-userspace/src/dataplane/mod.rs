@@ -10,7 +10,7 @@ use std::net::IpAddr;
 pub use xdp::{AttachMode, XdpDataplane, XdpOptions};
 
 /// IPVS's three user-settable timeouts (`ipvsadm --set tcp tcpfin udp`), in seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Timeouts {
     pub tcp: u32,
     pub tcp_fin: u32,
@@ -64,5 +64,11 @@ pub trait Dataplane {
     fn set_active(&mut self, active: bool) -> anyhow::Result<()>;
     fn set_timeouts(&mut self, timeouts: Timeouts) -> anyhow::Result<()>;
     fn stats(&self) -> anyhow::Result<Vec<ServiceStats>>;
+    /// `ipvsadm -Z`: zero the counters of one service (and its reals) or all.
+    fn zero(&mut self, service: Option<ServiceId>) -> anyhow::Result<()>;
     fn connections(&self) -> anyhow::Result<Vec<Connection>>;
+    /// Packets per data-plane verdict (name, count), where the backend has them.
+    fn verdicts(&self) -> anyhow::Result<Vec<(&'static str, u64)>> {
+        Ok(Vec::new())
+    }
 }

@@ -563,6 +563,29 @@ impl Dataplane for XdpDataplane {
             .collect()
     }
 
+    fn verdicts(&self) -> Result<Vec<(&'static str, u64)>> {
+        Ok(XdpDataplane::verdicts(self)?
+            .into_iter()
+            .map(|(v, n)| (v.name(), n))
+            .collect())
+    }
+
+    fn zero(&mut self, service: Option<ServiceId>) -> Result<()> {
+        let targets: Vec<(u32, Vec<u32>)> = self
+            .services
+            .values()
+            .filter(|s| service.is_none_or(|id| id == s.spec.id))
+            .map(|s| (s.id, s.dests.values().map(|d| d.slot).collect()))
+            .collect();
+        for (id, slots) in targets {
+            self.zero_counters(Some(id), None)?;
+            for slot in slots {
+                self.zero_counters(None, Some(slot))?;
+            }
+        }
+        Ok(())
+    }
+
     fn connections(&self) -> Result<Vec<Connection>> {
         let now = monotonic_coarse_ns();
         let reals = self.real_of_slot();

@@ -218,10 +218,5 @@ pub struct Connection {
     pub expires: u32,
 }
 
-/// `--timeout` / `--set TCP TCPFIN UDP`, in seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Timeouts {
-    pub tcp: u32,
-    pub tcp_fin: u32,
-    pub udp: u32,
-}
+/// `--timeout` / `--set TCP TCPFIN UDP`, in seconds: the data plane's own type.
+pub use crate::dataplane::Timeouts;

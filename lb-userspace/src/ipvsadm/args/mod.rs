@@ -87,7 +87,7 @@ pub enum Command {
 }
 
 /// `-A`/`-E`: a service with its scheduler and persistence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VirtualService {
     pub id: ServiceId,
     pub scheduler: SchedulerKind,
@@ -96,7 +96,7 @@ pub struct VirtualService {
 
 /// `-a`/`-e`: a real server of a service, reached by direct routing (so on
 /// the service's port, as ipvsadm.c:1048 forces).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RealServer {
     pub service: ServiceId,
     pub addr: IpAddr,

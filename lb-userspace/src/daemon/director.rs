@@ -1,0 +1,527 @@
+//! The director's state: the services the configuration asks for, runtime
+//! edits made with xvsadm (they last until the next reload, as ipvsadm's do
+//! under keepalived), the reals' MACs, and the rates. It pushes the result
+//! to the data plane and answers the control socket's questions.
+
+use super::rates::Estimator;
+use crate::{
+    config::{self, Config},
+    control::protocol::{Edit, Status},
+    dataplane::{Dataplane, Timeouts},
+    ipvsadm::listing::{self, ServiceTable, Stats},
+    model::{Protocol, RealSpec, ServiceId, ServiceSpec},
+};
+use anyhow::{anyhow, bail, Result};
+use lb_common::Counters;
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    net::{IpAddr, SocketAddr},
+};
+
+/// Where MACs and the host's own addresses come from (the kernel's
+/// neighbour and address tables; a fake in tests).
+pub trait Neighbours: Send {
+    /// The next-hop MAC of `addr`, resolving it if needed (may block briefly).
+    fn mac(&mut self, addr: IpAddr) -> Option<[u8; 6]>;
+    /// This host's own addresses: a real among them is served locally.
+    fn local_addrs(&mut self) -> HashSet<IpAddr>;
+}
+
+/// Facts about this daemon for `status`.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub instance: String,
+    pub config_file: String,
+    pub interface: String,
+    pub xdp_mode: String,
+    /// Connection-table capacity, shown as ipvsadm's "(size=N)".
+    pub table_size: u32,
+}
+
+type RealKey = (ServiceId, IpAddr, u16);
+
+pub struct Director {
+    dp: Box<dyn Dataplane + Send>,
+    neigh: Box<dyn Neighbours>,
+    identity: Identity,
+    /// Configuration plus runtime edits; MACs filled in as they are learnt.
+    desired: Vec<ServiceSpec>,
+    unresolved: BTreeSet<IpAddr>,
+    timeouts: Timeouts,
+    active: bool,
+    service_rates: HashMap<ServiceId, Estimator>,
+    real_rates: HashMap<RealKey, Estimator>,
+}
+
+impl Director {
+    pub fn new(
+        dp: Box<dyn Dataplane + Send>,
+        neigh: Box<dyn Neighbours>,
+        identity: Identity,
+        config: &Config,
+    ) -> Result<Director> {
+        let mut director = Director {
+            dp,
+            neigh,
+            identity,
+            desired: Vec::new(),
+            unresolved: BTreeSet::new(),
+            timeouts: Timeouts::default(),
+            active: false,
+            service_rates: HashMap::new(),
+            real_rates: HashMap::new(),
+        };
+        director.set_timeouts(config_timeouts(config))?;
+        director.load(config)?;
+        // Until VRRP runs, a director forwards when its configuration says
+        // MASTER, or when it has no VRRP instance at all (standalone).
+        director.set_active(starts_active(config))?;
+        Ok(director)
+    }
+
+    pub fn active(&self) -> bool {
+        self.active
+    }
+
+    pub fn set_active(&mut self, active: bool) -> Result<()> {
+        self.dp.set_active(active)?;
+        self.active = active;
+        Ok(())
+    }
+
+    /// Replaces configuration and runtime edits with `config`; established
+    /// flows of reals that stay are kept (the data plane diffs).
+    pub fn load(&mut self, config: &Config) -> Result<()> {
+        let local = self.neigh.local_addrs();
+        let mut desired = config::service_specs(config, |_| Some([0; 6]), |a| local.contains(&a))
+            .map_err(|diags| anyhow!(join_diagnostics(&diags)))?;
+        // Keep the MACs already known, so a reload does not re-resolve them.
+        let known = self.known_macs();
+        for real in desired.iter_mut().flat_map(|s| s.reals.iter_mut()) {
+            if let Some(mac) = known.get(&real.addr) {
+                real.mac = *mac;
+            }
+        }
+        self.desired = desired;
+        warn_unrun_checkers(config);
+        self.resolve_macs();
+        self.push()
+    }
+
+    /// Applies xvsadm edits, all or nothing.
+    pub fn edit(&mut self, edits: &[Edit]) -> Result<()> {
+        let mut desired = self.desired.clone();
+        let local = self.neigh.local_addrs();
+        for edit in edits {
+            apply_edit(&mut desired, edit, &local)?;
+        }
+        self.desired = desired;
+        self.resolve_macs();
+        self.push()?;
+        for edit in edits {
+            match edit {
+                Edit::Zero { service } => self.zero(*service)?,
+                Edit::SetTimeouts { timeouts } => self.set_timeouts(*timeouts)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn zero(&mut self, service: Option<ServiceId>) -> Result<()> {
+        self.dp.zero(service)?;
+        self.service_rates
+            .retain(|id, _| service.is_some_and(|s| s != *id));
+        self.real_rates
+            .retain(|(id, _, _), _| service.is_some_and(|s| s != *id));
+        Ok(())
+    }
+
+    fn set_timeouts(&mut self, t: Timeouts) -> Result<()> {
+        self.dp.set_timeouts(t)?;
+        let keep = |new: u32, old: u32| if new == 0 { old } else { new };
+        self.timeouts = Timeouts {
+            tcp: keep(t.tcp, self.timeouts.tcp),
+            tcp_fin: keep(t.tcp_fin, self.timeouts.tcp_fin),
+            udp: keep(t.udp, self.timeouts.udp),
+        };
+        Ok(())
+    }
+
+    /// Learns missing MACs and follows changed ones; true when any changed.
+    pub fn resolve_macs(&mut self) -> bool {
+        let mut changed = false;
+        let mut unresolved = BTreeSet::new();
+        for real in self.desired.iter_mut().flat_map(|s| s.reals.iter_mut()) {
+            if real.local {
+                continue;
+            }
+            match self.neigh.mac(real.addr) {
+                Some(mac) if mac != real.mac => {
+                    real.mac = mac;
+                    changed = true;
+                }
+                Some(_) => {}
+                None if real.mac == [0; 6] => {
+                    unresolved.insert(real.addr);
+                }
+                // Keep the last known MAC while the entry is being refreshed.
+                None => {}
+            }
+        }
+        if unresolved != self.unresolved {
+            for addr in unresolved.difference(&self.unresolved) {
+                tracing::warn!(real = %addr, "no MAC for real server yet: it gets no traffic until resolved");
+            }
+            changed = true;
+        }
+        self.unresolved = unresolved;
+        changed
+    }
+
+    /// Sends the desired services (reals with a known MAC) to the data plane.
+    pub fn push(&mut self) -> Result<()> {
+        let specs: Vec<ServiceSpec> = self
+            .desired
+            .iter()
+            .map(|s| ServiceSpec {
+                reals: s
+                    .reals
+                    .iter()
+                    .filter(|r| r.local || r.mac != [0; 6])
+                    .copied()
+                    .collect(),
+                ..s.clone()
+            })
+            .collect();
+        self.dp.apply(&specs)
+    }
+
+    /// One rate-estimator period (every `rates::PERIOD_SECS`).
+    pub fn sample_rates(&mut self) -> Result<()> {
+        for svc in self.dp.stats()? {
+            let stats = stats_of(&svc.counters);
+            self.service_rates
+                .entry(svc.id)
+                .and_modify(|e| e.update(stats))
+                .or_insert_with(|| Estimator::new(stats));
+            for real in svc.reals {
+                let stats = stats_of(&real.counters);
+                self.real_rates
+                    .entry((svc.id, real.addr, real.port))
+                    .and_modify(|e| e.update(stats))
+                    .or_insert_with(|| Estimator::new(stats));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            version: listing::XVS_VERSION.to_string(),
+            instance: self.identity.instance.clone(),
+            config_file: self.identity.config_file.clone(),
+            interface: self.identity.interface.clone(),
+            xdp_mode: self.identity.xdp_mode.clone(),
+            active: self.active,
+            services: self.desired.len(),
+            unresolved_reals: self.unresolved.iter().copied().collect(),
+        }
+    }
+
+    /// Everything /metrics reports, taken at once.
+    pub fn metrics(&self) -> Result<super::metrics::Snapshot> {
+        Ok(super::metrics::Snapshot {
+            table: self.table()?,
+            verdicts: self.dp.verdicts()?,
+            active: self.active,
+            unresolved_reals: self.unresolved.len(),
+        })
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// The table as `ipvsadm -L` shows it: services and reals as configured
+    /// (plus edits), with counters, rates and connection counts.
+    pub fn table(&self) -> Result<ServiceTable> {
+        let stats: HashMap<ServiceId, crate::dataplane::ServiceStats> =
+            self.dp.stats()?.into_iter().map(|s| (s.id, s)).collect();
+        let conns = self.conn_counts()?;
+        let mut table = ServiceTable::new(self.identity.table_size);
+        for spec in &self.desired {
+            let mut service = listing::Service::from(spec);
+            if let Some(s) = stats.get(&spec.id) {
+                service.stats = stats_of(&s.counters);
+                for (dest, real) in service.dests.iter_mut().zip(&spec.reals) {
+                    if let Some(r) = s
+                        .reals
+                        .iter()
+                        .find(|r| (r.addr, r.port) == (real.addr, real.port))
+                    {
+                        dest.stats = stats_of(&r.counters);
+                    }
+                }
+            }
+            if let Some(e) = self.service_rates.get(&spec.id) {
+                service.rates = e.rates();
+            }
+            for dest in &mut service.dests {
+                let key = (spec.id, dest.addr, dest.port);
+                if let Some(e) = self.real_rates.get(&key) {
+                    dest.rates = e.rates();
+                }
+                let (active, inactive) = conns.get(&key).copied().unwrap_or((0, 0));
+                dest.active_conns = active;
+                dest.inact_conns = inactive;
+            }
+            table.services.push(service);
+        }
+        Ok(table)
+    }
+
+    /// ActiveConn/InActConn per real, counted from the connection table.
+    fn conn_counts(&self) -> Result<HashMap<RealKey, (u32, u32)>> {
+        let mut counts: HashMap<RealKey, (u32, u32)> = HashMap::new();
+        for c in self.dp.connections()? {
+            let Some((addr, port)) = c.real else { continue };
+            let id = ServiceId {
+                vip: c.virtual_.0,
+                port: c.virtual_.1,
+                proto: c.proto,
+            };
+            let entry = counts.entry((id, addr, port)).or_default();
+            if c.proto == Protocol::Tcp && c.state.is_active() {
+                entry.0 += 1;
+            } else {
+                entry.1 += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    pub fn connections(&self) -> Result<Vec<listing::Connection>> {
+        Ok(self
+            .dp
+            .connections()?
+            .into_iter()
+            .filter_map(|c| {
+                let (addr, port) = c.real?;
+                Some(listing::Connection {
+                    proto: c.proto,
+                    client: SocketAddr::new(c.client.0, c.client.1),
+                    vip: SocketAddr::new(c.virtual_.0, c.virtual_.1),
+                    dest: SocketAddr::new(addr, port),
+                    state: c.state.name().to_string(),
+                    expires: c.expires_in_s.min(u32::MAX as u64) as u32,
+                })
+            })
+            .collect())
+    }
+
+    /// Detaches nothing; the caller decides whether the data plane stays.
+    pub fn into_dataplane(self) -> Box<dyn Dataplane + Send> {
+        self.dp
+    }
+
+    fn known_macs(&self) -> HashMap<IpAddr, [u8; 6]> {
+        self.desired
+            .iter()
+            .flat_map(|s| s.reals.iter())
+            .filter(|r| r.mac != [0; 6])
+            .map(|r| (r.addr, r.mac))
+            .collect()
+    }
+}
+
+fn stats_of(c: &Counters) -> Stats {
+    Stats {
+        conns: c.conns,
+        inpkts: c.packets,
+        outpkts: 0,
+        inbytes: c.bytes,
+        outbytes: 0,
+    }
+}
+
+fn config_timeouts(config: &Config) -> Timeouts {
+    let t = &config.global.lvs_timeouts;
+    Timeouts {
+        tcp: t.tcp.unwrap_or(0),
+        tcp_fin: t.tcpfin.unwrap_or(0),
+        udp: t.udp.unwrap_or(0),
+    }
+}
+
+/// Health checks are parsed but not run yet: say so, rather than let an
+/// operator believe dead servers are being removed.
+fn warn_unrun_checkers(config: &Config) {
+    let checkers: usize = config
+        .virtual_servers
+        .iter()
+        .flat_map(|vs| vs.real_servers.iter())
+        .map(|rs| rs.checkers.len())
+        .sum();
+    if checkers > 0 {
+        tracing::warn!(
+            checkers,
+            "health checkers are configured, but this version of XVS does not run them yet: every real server counts as up"
+        );
+    }
+}
+
+fn starts_active(config: &Config) -> bool {
+    config.vrrp_instances.is_empty()
+        || config.vrrp_instances.iter().any(|v| {
+            v.state
+                .as_ref()
+                .is_some_and(|s| s.value == config::model::VrrpState::Master)
+        })
+}
+
+pub fn join_diagnostics(diags: &[config::Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One ipvsadm edit on the desired services, with ipvsadm's messages.
+fn apply_edit(desired: &mut Vec<ServiceSpec>, edit: &Edit, local: &HashSet<IpAddr>) -> Result<()> {
+    let find = |desired: &mut Vec<ServiceSpec>, id: ServiceId| -> Result<usize> {
+        desired
+            .iter()
+            .position(|s| s.id == id)
+            .ok_or_else(|| anyhow!("No such service"))
+    };
+    match edit {
+        Edit::AddService { service } => {
+            if desired.iter().any(|s| s.id == service.id) {
+                bail!("Service already exists");
+            }
+            desired.push(ServiceSpec {
+                id: service.id,
+                scheduler: service.scheduler,
+                persistence: service.persistence,
+                reals: Vec::new(),
+            });
+        }
+        Edit::EditService { service } => {
+            let i = find(desired, service.id)?;
+            desired[i].scheduler = service.scheduler;
+            desired[i].persistence = service.persistence;
+        }
+        Edit::DeleteService { id } => {
+            let i = find(desired, *id)?;
+            desired.remove(i);
+        }
+        Edit::AddServer { server } => {
+            let i = find(desired, server.service)?;
+            let reals = &mut desired[i].reals;
+            if reals
+                .iter()
+                .any(|r| (r.addr, r.port) == (server.addr, server.port))
+            {
+                bail!("Destination already exists");
+            }
+            if server.addr.is_ipv4() != server.service.vip.is_ipv4() {
+                bail!("Direct routing needs the real server in the VIP's address family");
+            }
+            reals.push(RealSpec {
+                addr: server.addr,
+                port: server.port,
+                weight: server.weight,
+                mac: [0; 6],
+                local: local.contains(&server.addr),
+            });
+        }
+        Edit::EditServer { server } => {
+            let i = find(desired, server.service)?;
+            let real = desired[i]
+                .reals
+                .iter_mut()
+                .find(|r| (r.addr, r.port) == (server.addr, server.port))
+                .ok_or_else(|| anyhow!("No such destination"))?;
+            real.weight = server.weight;
+        }
+        Edit::DeleteServer {
+            service,
+            addr,
+            port,
+        } => {
+            let i = find(desired, *service)?;
+            let reals = &mut desired[i].reals;
+            let j = reals
+                .iter()
+                .position(|r| (r.addr, r.port) == (*addr, *port))
+                .ok_or_else(|| anyhow!("No such destination"))?;
+            reals.remove(j);
+        }
+        Edit::Clear => desired.clear(),
+        Edit::Zero { service: Some(id) } => {
+            find(desired, *id)?;
+        }
+        Edit::Zero { service: None } | Edit::SetTimeouts { .. } => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        ipvsadm::args::{RealServer, VirtualService},
+        model::SchedulerKind,
+    };
+
+    fn id() -> ServiceId {
+        ServiceId {
+            vip: "10.0.0.1".parse().unwrap(),
+            port: 80,
+            proto: Protocol::Tcp,
+        }
+    }
+
+    #[test]
+    fn edits_follow_ipvsadm_rules() {
+        let mut d = Vec::new();
+        let local = HashSet::new();
+        let svc = VirtualService {
+            id: id(),
+            scheduler: SchedulerKind::Rr,
+            persistence: None,
+        };
+        apply_edit(&mut d, &Edit::AddService { service: svc }, &local).unwrap();
+        let err = apply_edit(&mut d, &Edit::AddService { service: svc }, &local).unwrap_err();
+        assert_eq!(err.to_string(), "Service already exists");
+        let server = RealServer {
+            service: id(),
+            addr: "10.0.0.2".parse().unwrap(),
+            port: 80,
+            weight: 3,
+        };
+        apply_edit(&mut d, &Edit::AddServer { server }, &local).unwrap();
+        assert_eq!(d[0].reals[0].weight, 3);
+        let missing = Edit::DeleteServer {
+            service: id(),
+            addr: "10.0.0.9".parse().unwrap(),
+            port: 80,
+        };
+        assert_eq!(
+            apply_edit(&mut d, &missing, &local)
+                .unwrap_err()
+                .to_string(),
+            "No such destination"
+        );
+        apply_edit(&mut d, &Edit::Clear, &local).unwrap();
+        assert!(d.is_empty());
+        assert_eq!(
+            apply_edit(&mut d, &Edit::DeleteService { id: id() }, &local)
+                .unwrap_err()
+                .to_string(),
+            "No such service"
+        );
+    }
+}

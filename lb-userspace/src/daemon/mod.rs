@@ -1,0 +1,220 @@
+//! `xvsd`: reads keepalived.conf, drives the data plane, and serves the
+//! control socket and metrics. Signals as keepalived: SIGHUP reloads (only
+//! the difference is applied), SIGTERM/SIGINT stop.
+
+pub mod control;
+pub mod director;
+pub mod logging;
+pub mod metrics;
+pub mod neigh;
+pub mod notify;
+pub mod rates;
+
+use crate::{
+    config::{self, Config, LoadOptions},
+    dataplane::{xdp::pins, AttachMode, XdpDataplane, XdpOptions},
+};
+use anyhow::{bail, Context, Result};
+use director::{Director, Identity};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    sync::mpsc,
+};
+
+/// The director, shared by the main loop, the control socket and metrics.
+pub type Shared = Arc<Mutex<Director>>;
+
+/// How often MACs of the reals are checked against the neighbour table.
+const NEIGHBOUR_REFRESH: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub config_file: PathBuf,
+    pub load: LoadOptions,
+    pub interface: Option<String>,
+    pub xdp_mode: AttachMode,
+    pub control_socket: PathBuf,
+    pub metrics_listen: Option<SocketAddr>,
+    pub instance: String,
+    pub keep_dataplane_on_exit: bool,
+    pub conn_table_size: u32,
+}
+
+/// Reads and checks the configuration; every problem is logged, one per line.
+pub fn read_config(opts: &Options) -> Result<Config> {
+    let (config, diags) = config::load(&opts.config_file, &opts.load);
+    for d in &diags {
+        match d.severity {
+            config::Severity::Error => tracing::error!("{d}"),
+            config::Severity::Warning => tracing::warn!("{d}"),
+        }
+    }
+    match config {
+        Some(c) => Ok(c),
+        None => bail!("{} has errors", opts.config_file.display()),
+    }
+}
+
+/// The interface to attach to: `--interface`, else the VRRP instance's.
+fn interface(opts: &Options, config: &Config) -> Result<String> {
+    if let Some(i) = &opts.interface {
+        return Ok(i.clone());
+    }
+    let mut names = config
+        .vrrp_instances
+        .iter()
+        .filter_map(|v| v.interface.as_ref().map(|i| i.value.clone()));
+    match names.next() {
+        Some(first) => Ok(first),
+        None => bail!(
+            "no interface to attach to: give --interface, or a vrrp_instance with `interface`"
+        ),
+    }
+}
+
+pub fn run(opts: Options) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(run_async(opts.clone()));
+    // Dropping the runtime drops the socket tasks and with them the last
+    // reference to the data plane: it detaches and unpins itself, or, with
+    // --keep-dataplane-on-exit, stays pinned and attached.
+    drop(runtime);
+    let _ = std::fs::remove_file(&opts.control_socket);
+    if result.is_ok() {
+        if opts.keep_dataplane_on_exit {
+            let pins = pins::instance_dir(&opts.instance)?;
+            tracing::info!(pins = %pins.display(), "stopped; the data plane keeps forwarding until an xvsd of this instance adopts it");
+        } else {
+            tracing::info!("data plane detached; stopped");
+        }
+    }
+    result
+}
+
+async fn run_async(opts: Options) -> Result<()> {
+    let config = read_config(&opts)?;
+    let iface = interface(&opts, &config)?;
+    let (dp, mode) = start_dataplane(&opts, &iface)?;
+    let identity = Identity {
+        instance: opts.instance.clone(),
+        config_file: opts.config_file.display().to_string(),
+        interface: iface.clone(),
+        xdp_mode: format!("{mode:?}").to_lowercase(),
+        table_size: dp.conn_table_size()?,
+    };
+    let neigh = Box::new(neigh::KernelNeighbours {
+        timeout: Duration::from_millis(500),
+    });
+    let director = Director::new(Box::new(dp), neigh, identity, &config)?;
+    tracing::info!(
+        services = director.status().services,
+        active = director.active(),
+        "configuration applied"
+    );
+    let shared: Shared = Arc::new(Mutex::new(director));
+
+    let (reload_tx, mut reload_rx) = mpsc::channel(4);
+    let listener = control::bind(&opts.control_socket)?;
+    tokio::spawn(control::serve(listener, shared.clone(), reload_tx));
+    if let Some(addr) = opts.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding metrics on {addr}"))?;
+        tracing::info!(%addr, "serving /metrics");
+        tokio::spawn(metrics::serve(listener, shared.clone()));
+    }
+    notify::ready();
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut rates = tokio::time::interval(Duration::from_secs(rates::PERIOD_SECS));
+    let mut neighbours = tokio::time::interval(NEIGHBOUR_REFRESH);
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&opts, &shared),
+            Some(()) = reload_rx.recv() => reload(&opts, &shared),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = rates.tick() => {
+                if let Err(e) = lock(&shared).sample_rates() {
+                    tracing::warn!(error = %format!("{e:#}"), "reading counters failed");
+                }
+            }
+            _ = neighbours.tick() => refresh_neighbours(&shared),
+        }
+    }
+    notify::stopping();
+    tracing::info!("stopping");
+    Ok(())
+}
+
+/// Loads the data plane with its maps pinned under /sys/fs/bpf/xvs/<instance>
+/// — adopting the one a previous daemon left there, flows and all — and
+/// attaches it, swapping the program into a pinned link where one exists.
+fn start_dataplane(opts: &Options, iface: &str) -> Result<(XdpDataplane, AttachMode)> {
+    let dir = pins::instance_dir(&opts.instance)?;
+    let mounted = pins::ensure_bpffs(Path::new(pins::BPFFS_ROOT))?;
+    if mounted && opts.keep_dataplane_on_exit {
+        tracing::warn!("nothing was mounted on {}, so xvsd mounted a bpffs there: if this mount namespace is xvsd's own (`ip netns exec`), the kept data plane ends with it", pins::BPFFS_ROOT);
+    }
+    let mut dp = XdpDataplane::load_pinned(
+        XdpOptions {
+            conn_table_size: opts.conn_table_size,
+            ..XdpOptions::default()
+        },
+        &dir,
+    )?;
+    dp.keep_on_drop(opts.keep_dataplane_on_exit)?;
+    match dp.adoption() {
+        Some(a) => tracing::info!(
+            pins = %dir.display(),
+            services = a.services,
+            reals = a.reals,
+            connections = a.connections,
+            orphan_reals_cleared = a.orphan_reals,
+            "adopted the running data plane"
+        ),
+        None => tracing::info!(pins = %dir.display(), "data plane loaded"),
+    }
+    let mode = dp
+        .attach(iface, opts.xdp_mode)
+        .with_context(|| format!("attaching XDP to {iface}"))?;
+    tracing::info!(interface = %iface, mode = ?mode, "data plane attached");
+    Ok((dp, mode))
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Director> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// SIGHUP: a bad configuration keeps the running one, and says why.
+fn reload(opts: &Options, shared: &Shared) {
+    notify::reloading();
+    tracing::info!(file = %opts.config_file.display(), "reloading configuration");
+    let result = read_config(opts).and_then(|config| lock(shared).load(&config));
+    match result {
+        Ok(()) => tracing::info!("configuration reloaded"),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "reload failed; keeping the running configuration")
+        }
+    }
+    notify::ready();
+}
+
+fn refresh_neighbours(shared: &Shared) {
+    let mut director = lock(shared);
+    if director.resolve_macs() {
+        if let Err(e) = director.push() {
+            tracing::warn!(error = %format!("{e:#}"), "applying new MACs failed");
+        }
+    }
+}
