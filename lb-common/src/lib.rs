@@ -134,7 +134,10 @@ pub struct Dest {
     pub gen: u32,
     /// Owning service's `ServiceInfo::id`.
     pub service_id: u32,
-    pub _pad2: u32,
+    /// The real's port (network byte order). The data plane does not read
+    /// it (DR keeps the port); a restarted daemon rebuilds its state from it.
+    pub port_be: u16,
+    pub _pad2: u16,
 }
 
 impl Dest {

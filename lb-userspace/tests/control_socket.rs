@@ -3,7 +3,7 @@
 //! gets anything but an error reply or stops the server.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     io::{BufRead, BufReader, Write},
     net::IpAddr,
     os::unix::net::UnixStream,
@@ -73,12 +73,12 @@ impl Dataplane for FakeDataplane {
 struct FakeNeighbours;
 
 impl Neighbours for FakeNeighbours {
-    fn mac(&mut self, addr: IpAddr) -> Option<[u8; 6]> {
-        let last = match addr {
-            IpAddr::V4(a) => a.octets()[3],
-            IpAddr::V6(a) => a.octets()[15],
+    fn macs(&mut self, addrs: &[IpAddr]) -> HashMap<IpAddr, [u8; 6]> {
+        let mac = |addr: &IpAddr| match addr {
+            IpAddr::V4(a) => [2, 0, 0, 0, 0, a.octets()[3]],
+            IpAddr::V6(a) => [2, 0, 0, 0, 0, a.octets()[15]],
         };
-        Some([2, 0, 0, 0, 0, last])
+        addrs.iter().map(|a| (*a, mac(a))).collect()
     }
     fn local_addrs(&mut self) -> HashSet<IpAddr> {
         HashSet::new()
@@ -291,4 +291,43 @@ fn garbage_gets_error_replies_and_the_server_lives_on() {
         call(&server.socket, RequestBody::List),
         Ok(ResponseBody::Table { .. })
     ));
+}
+
+#[test]
+fn reload_reapplies_lvs_timeouts_and_drops_runtime_set() {
+    // keepalived re-applies lvs_timeouts on every reload (IPVS's defaults
+    // when unset), replacing a runtime `ipvsadm --set`.
+    let load = |text: &str| {
+        parse_str("t.conf", text, &LoadOptions::default())
+            .0
+            .unwrap()
+    };
+    let with = load(&format!(
+        "global_defs {{\n    lvs_timeouts tcp 3600 tcpfin 60 udp 30\n}}\n{CONFIG}"
+    ));
+    let identity = Identity {
+        instance: "t".into(),
+        config_file: "t.conf".into(),
+        interface: "eth0".into(),
+        xdp_mode: "skb".into(),
+        table_size: 1,
+    };
+    let mut d = Director::new(
+        Box::new(FakeDataplane::default()),
+        Box::new(FakeNeighbours),
+        identity,
+        &with,
+    )
+    .unwrap();
+    let set = |tcp, tcp_fin, udp| Timeouts { tcp, tcp_fin, udp };
+    assert_eq!(d.timeouts(), set(3600, 60, 30));
+    d.edit(&[Edit::SetTimeouts {
+        timeouts: set(100, 0, 20),
+    }])
+    .unwrap();
+    assert_eq!(d.timeouts(), set(100, 60, 20));
+    d.load(&with).unwrap();
+    assert_eq!(d.timeouts(), set(3600, 60, 30));
+    d.load(&load(CONFIG)).unwrap();
+    assert_eq!(d.timeouts(), set(900, 120, 300));
 }

@@ -1359,3 +1359,31 @@ fn flow_rescheduled_on_one_cpu_is_followed_on_another() {
         );
     }
 }
+
+#[test]
+fn persistence_templates_are_listed_like_ipvs() {
+    // IPVS lists a template with the masked client, port 0 and state NONE,
+    // expiring after the persistence timeout.
+    let svc = persistent(
+        tcp_svc(VIP, SchedulerKind::Rr, vec![real_n(1, 1), real_n(2, 1)]),
+        300,
+        24,
+    );
+    let dp = active_dataplane(std::slice::from_ref(&svc));
+    let mac = forward(&dp, &tcp(client(7), 1000, ip(VIP), TCP_SYN));
+    let conns = dp.connections().unwrap();
+    let templates: Vec<_> = conns.iter().filter(|c| c.template).collect();
+    assert_eq!(templates.len(), 1, "{conns:?}");
+    let t = templates[0];
+    assert_eq!(t.state.name(), "NONE");
+    assert_eq!(t.client.1, 0);
+    let IpAddr::V4(c) = client(7) else {
+        unreachable!()
+    };
+    let masked = std::net::Ipv4Addr::from(u32::from(c) & 0xffff_ff00);
+    assert_eq!(t.client.0, IpAddr::V4(masked));
+    assert_eq!(t.virtual_, (ip(VIP), 80));
+    let real = svc.reals.iter().find(|r| r.mac == mac).unwrap();
+    assert_eq!(t.real, Some((real.addr, real.port)));
+    assert!((295..=300).contains(&t.expires_in_s));
+}

@@ -955,9 +955,20 @@ fn check_connections(
         "one TCP entry per connection"
     );
     assert_eq!(
-        entries.iter().filter(|e| e.proto == "UDP").count(),
+        entries
+            .iter()
+            .filter(|e| e.proto == "UDP" && e.state == "UDP")
+            .count(),
         udp.len()
     );
+    // IPVS also lists the persistence templates: one per client address,
+    // with client port 0 and state NONE.
+    let templates: Vec<_> = entries.iter().filter(|e| e.state == "NONE").collect();
+    let clients: std::collections::BTreeSet<_> = udp.iter().map(|u| u.0.ip()).collect();
+    assert_eq!(templates.len(), clients.len(), "{templates:?}");
+    assert!(templates
+        .iter()
+        .all(|t| t.proto == "UDP" && t.client.port() == 0 && clients.contains(&t.client.ip())));
     Ok(())
 }
 

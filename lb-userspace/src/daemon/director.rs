@@ -16,13 +16,18 @@ use lb_common::Counters;
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
     net::{IpAddr, SocketAddr},
+    time::{Duration, Instant},
 };
+
+/// How long startup waits for ARP/ND answers before serving.
+const STARTUP_RESOLUTION: Duration = Duration::from_secs(2);
 
 /// Where MACs and the host's own addresses come from (the kernel's
 /// neighbour and address tables; a fake in tests).
 pub trait Neighbours: Send {
-    /// The next-hop MAC of `addr`, resolving it if needed (may block briefly).
-    fn mac(&mut self, addr: IpAddr) -> Option<[u8; 6]>;
+    /// The known next-hop MACs of `addrs`. Must not block: for an address
+    /// without one it only starts resolution, and a later call finds it.
+    fn macs(&mut self, addrs: &[IpAddr]) -> HashMap<IpAddr, [u8; 6]>;
     /// This host's own addresses: a real among them is served locally.
     fn local_addrs(&mut self) -> HashSet<IpAddr>;
 }
@@ -40,6 +45,14 @@ pub struct Identity {
 
 type RealKey = (ServiceId, IpAddr, u16);
 
+/// A real's connection counts, as ipvsadm shows them.
+#[derive(Clone, Copy, Debug, Default)]
+struct ConnCounts {
+    active: u32,
+    inactive: u32,
+    persistent: u32,
+}
+
 pub struct Director {
     dp: Box<dyn Dataplane + Send>,
     neigh: Box<dyn Neighbours>,
@@ -47,6 +60,7 @@ pub struct Director {
     /// Configuration plus runtime edits; MACs filled in as they are learnt.
     desired: Vec<ServiceSpec>,
     unresolved: BTreeSet<IpAddr>,
+    reported_unresolved: BTreeSet<IpAddr>,
     timeouts: Timeouts,
     active: bool,
     service_rates: HashMap<ServiceId, Estimator>,
@@ -66,13 +80,18 @@ impl Director {
             identity,
             desired: Vec::new(),
             unresolved: BTreeSet::new(),
+            reported_unresolved: BTreeSet::new(),
             timeouts: Timeouts::default(),
             active: false,
             service_rates: HashMap::new(),
             real_rates: HashMap::new(),
         };
-        director.set_timeouts(config_timeouts(config))?;
-        director.load(config)?;
+        // The first push waits for ARP/ND, so an adopted data plane does not
+        // lose the flows of reals whose MAC is merely being re-learnt.
+        director.take_config(config)?;
+        director.settle_macs(STARTUP_RESOLUTION);
+        director.report_unresolved();
+        director.push()?;
         // Until VRRP runs, a director forwards when its configuration says
         // MASTER, or when it has no VRRP instance at all (standalone).
         director.set_active(starts_active(config))?;
@@ -92,6 +111,13 @@ impl Director {
     /// Replaces configuration and runtime edits with `config`; established
     /// flows of reals that stay are kept (the data plane diffs).
     pub fn load(&mut self, config: &Config) -> Result<()> {
+        self.take_config(config)?;
+        self.resolve_macs();
+        self.push()
+    }
+
+    /// The desired services and timeouts from `config`, not yet pushed.
+    fn take_config(&mut self, config: &Config) -> Result<()> {
         let local = self.neigh.local_addrs();
         let mut desired = config::service_specs(config, |_| Some([0; 6]), |a| local.contains(&a))
             .map_err(|diags| anyhow!(join_diagnostics(&diags)))?;
@@ -104,8 +130,21 @@ impl Director {
         }
         self.desired = desired;
         warn_unrun_checkers(config);
+        // As keepalived does on every (re)load: the file's lvs_timeouts, or
+        // IPVS's defaults, replacing any runtime --set.
+        self.timeouts = Timeouts::default();
+        self.set_timeouts(config_timeouts(config))
+    }
+
+    /// At startup, before anything is served: give ARP/ND a moment to answer
+    /// so the first clients find every reachable real.
+    fn settle_macs(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
         self.resolve_macs();
-        self.push()
+        while !self.unresolved.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            self.resolve_macs();
+        }
     }
 
     /// Applies xvsadm edits, all or nothing.
@@ -149,14 +188,26 @@ impl Director {
     }
 
     /// Learns missing MACs and follows changed ones; true when any changed.
+    /// Never blocks: addresses still unanswered are kicked and retried on
+    /// the next call.
     pub fn resolve_macs(&mut self) -> bool {
+        let wanted: Vec<IpAddr> = self
+            .desired
+            .iter()
+            .flat_map(|s| s.reals.iter())
+            .filter(|r| !r.local)
+            .map(|r| r.addr)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let found = self.neigh.macs(&wanted);
         let mut changed = false;
         let mut unresolved = BTreeSet::new();
         for real in self.desired.iter_mut().flat_map(|s| s.reals.iter_mut()) {
             if real.local {
                 continue;
             }
-            match self.neigh.mac(real.addr) {
+            match found.get(&real.addr).copied() {
                 Some(mac) if mac != real.mac => {
                     real.mac = mac;
                     changed = true;
@@ -170,13 +221,22 @@ impl Director {
             }
         }
         if unresolved != self.unresolved {
-            for addr in unresolved.difference(&self.unresolved) {
-                tracing::warn!(real = %addr, "no MAC for real server yet: it gets no traffic until resolved");
-            }
             changed = true;
         }
         self.unresolved = unresolved;
         changed
+    }
+
+    /// Warns once about each real still without a MAC after a resolution
+    /// round (and notes when it is found later).
+    pub fn report_unresolved(&mut self) {
+        for addr in self.unresolved.difference(&self.reported_unresolved) {
+            tracing::warn!(real = %addr, "no MAC for real server: it gets no traffic until resolved");
+        }
+        for addr in self.reported_unresolved.difference(&self.unresolved) {
+            tracing::info!(real = %addr, "MAC of real server resolved");
+        }
+        self.reported_unresolved = self.unresolved.clone();
     }
 
     /// Sends the desired services (reals with a known MAC) to the data plane.
@@ -272,18 +332,19 @@ impl Director {
                 if let Some(e) = self.real_rates.get(&key) {
                     dest.rates = e.rates();
                 }
-                let (active, inactive) = conns.get(&key).copied().unwrap_or((0, 0));
-                dest.active_conns = active;
-                dest.inact_conns = inactive;
+                let counts = conns.get(&key).copied().unwrap_or_default();
+                dest.active_conns = counts.active;
+                dest.inact_conns = counts.inactive;
+                dest.persist_conns = counts.persistent;
             }
             table.services.push(service);
         }
         Ok(table)
     }
 
-    /// ActiveConn/InActConn per real, counted from the connection table.
-    fn conn_counts(&self) -> Result<HashMap<RealKey, (u32, u32)>> {
-        let mut counts: HashMap<RealKey, (u32, u32)> = HashMap::new();
+    /// ActiveConn/InActConn/PersistConn per real, from the connection table.
+    fn conn_counts(&self) -> Result<HashMap<RealKey, ConnCounts>> {
+        let mut counts: HashMap<RealKey, ConnCounts> = HashMap::new();
         for c in self.dp.connections()? {
             let Some((addr, port)) = c.real else { continue };
             let id = ServiceId {
@@ -292,10 +353,12 @@ impl Director {
                 proto: c.proto,
             };
             let entry = counts.entry((id, addr, port)).or_default();
-            if c.proto == Protocol::Tcp && c.state.is_active() {
-                entry.0 += 1;
+            if c.template {
+                entry.persistent += 1;
+            } else if c.proto == Protocol::Tcp && c.state.is_active() {
+                entry.active += 1;
             } else {
-                entry.1 += 1;
+                entry.inactive += 1;
             }
         }
         Ok(counts)

@@ -12,7 +12,7 @@ pub mod rates;
 
 use crate::{
     config::{self, Config, LoadOptions},
-    dataplane::{xdp::pins, AttachMode, XdpDataplane, XdpOptions},
+    dataplane::{pins, AttachMode, XdpDataplane, XdpOptions},
 };
 use anyhow::{bail, Context, Result};
 use director::{Director, Identity};
@@ -30,8 +30,9 @@ use tokio::{
 /// The director, shared by the main loop, the control socket and metrics.
 pub type Shared = Arc<Mutex<Director>>;
 
-/// How often MACs of the reals are checked against the neighbour table.
-const NEIGHBOUR_REFRESH: Duration = Duration::from_secs(5);
+/// How often MACs of the reals are checked against the neighbour table
+/// (one dump; cheap, and it never blocks the daemon).
+const NEIGHBOUR_REFRESH: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -110,9 +111,7 @@ async fn run_async(opts: Options) -> Result<()> {
         xdp_mode: format!("{mode:?}").to_lowercase(),
         table_size: dp.conn_table_size()?,
     };
-    let neigh = Box::new(neigh::KernelNeighbours {
-        timeout: Duration::from_millis(500),
-    });
+    let neigh = Box::new(neigh::KernelNeighbours);
     let director = Director::new(Box::new(dp), neigh, identity, &config)?;
     tracing::info!(
         services = director.status().services,
@@ -217,4 +216,5 @@ fn refresh_neighbours(shared: &Shared) {
             tracing::warn!(error = %format!("{e:#}"), "applying new MACs failed");
         }
     }
+    director.report_unresolved();
 }

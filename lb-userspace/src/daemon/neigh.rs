@@ -1,26 +1,46 @@
-//! MACs of the reals from the kernel: the route says whether a real is on
-//! a directly attached link (DR needs that) or this host itself; the
-//! neighbour table gives the MAC, probed with ARP/ND when missing.
+//! MACs of the reals from the kernel's neighbour table. One dump answers a
+//! whole batch; an address without a usable entry gets a resolution request
+//! (the kernel then sends ARP/ND itself, as for a waiting packet), and a
+//! later batch finds the answer. Nothing here waits.
 
 use super::director::Neighbours;
 use crate::netlink::{self, Resolution};
-use std::{collections::HashSet, net::IpAddr, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    time::Duration,
+};
 
-pub struct KernelNeighbours {
-    /// How long one resolution may wait for an ARP/ND answer.
-    pub timeout: Duration,
-}
+pub struct KernelNeighbours;
 
 impl Neighbours for KernelNeighbours {
-    fn mac(&mut self, addr: IpAddr) -> Option<[u8; 6]> {
-        match netlink::resolve_mac(addr, self.timeout) {
-            Ok(Resolution::Mac { mac, .. }) => Some(mac),
-            Ok(_) => None,
+    fn macs(&mut self, addrs: &[IpAddr]) -> HashMap<IpAddr, [u8; 6]> {
+        let table: HashMap<IpAddr, [u8; 6]> = match netlink::neighbours(None) {
+            Ok(entries) => entries
+                .into_iter()
+                .filter_map(|n| n.usable_mac().map(|mac| (n.addr, mac)))
+                .collect(),
             Err(e) => {
-                tracing::debug!(real = %addr, error = %e, "cannot resolve MAC");
-                None
+                tracing::warn!(error = %e, "cannot read the neighbour table");
+                HashMap::new()
+            }
+        };
+        let mut found = HashMap::new();
+        for &addr in addrs {
+            if let Some(mac) = table.get(&addr) {
+                found.insert(addr, *mac);
+                continue;
+            }
+            // Zero wait: this only asks the kernel to resolve.
+            match netlink::resolve_mac(addr, Duration::ZERO) {
+                Ok(Resolution::Mac { mac, .. }) => {
+                    found.insert(addr, mac);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(real = %addr, error = %e, "cannot resolve MAC"),
             }
         }
+        found
     }
 
     fn local_addrs(&mut self) -> HashSet<IpAddr> {

@@ -1,6 +1,7 @@
 //! The seam between the control plane and whatever forwards packets. XDP is
 //! the default backend; an IPVS backend implements the same trait.
 
+pub mod pins;
 pub mod xdp;
 
 use crate::model::{Protocol, ServiceId, ServiceSpec};
@@ -54,6 +55,9 @@ pub struct Connection {
     pub state: ConnState,
     /// Seconds until the entry expires.
     pub expires_in_s: u64,
+    /// A persistence template (IPVS lists them with client port 0 and state
+    /// NONE, and counts them as PersistConn rather than Active/InActConn).
+    pub template: bool,
 }
 
 pub trait Dataplane {
