@@ -61,6 +61,7 @@ pub struct Director {
     desired: Vec<ServiceSpec>,
     unresolved: BTreeSet<IpAddr>,
     reported_unresolved: BTreeSet<IpAddr>,
+    vrrp_instances: Vec<String>,
     timeouts: Timeouts,
     active: bool,
     service_rates: HashMap<ServiceId, Estimator>,
@@ -81,6 +82,7 @@ impl Director {
             desired: Vec::new(),
             unresolved: BTreeSet::new(),
             reported_unresolved: BTreeSet::new(),
+            vrrp_instances: Vec::new(),
             timeouts: Timeouts::default(),
             active: false,
             service_rates: HashMap::new(),
@@ -129,6 +131,11 @@ impl Director {
             }
         }
         self.desired = desired;
+        self.vrrp_instances = config
+            .vrrp_instances
+            .iter()
+            .map(|v| v.name.clone())
+            .collect();
         warn_unrun_checkers(config);
         // As keepalived does on every (re)load: the file's lvs_timeouts, or
         // IPVS's defaults, replacing any runtime --set.
@@ -296,6 +303,7 @@ impl Director {
             verdicts: self.dp.verdicts()?,
             active: self.active,
             unresolved_reals: self.unresolved.len(),
+            vrrp_instances: self.vrrp_instances.clone(),
         })
     }
 

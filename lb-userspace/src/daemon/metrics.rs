@@ -24,7 +24,12 @@ pub struct Snapshot {
     pub verdicts: Vec<(&'static str, u64)>,
     pub active: bool,
     pub unresolved_reals: usize,
+    /// VRRP instances by name.
+    pub vrrp_instances: Vec<String>,
 }
+
+/// The states a VRRP instance can be in, as keepalived names them.
+const VRRP_STATES: [&str; 3] = ["MASTER", "BACKUP", "FAULT"];
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -57,9 +62,32 @@ impl Collector for SnapshotCollector {
             "Packets seen by the data plane, by verdict",
             &verdicts,
         )?;
+        vrrp_metrics(&mut enc, s)?;
         service_metrics(&mut enc, &s.table)?;
         real_metrics(&mut enc, &s.table)
     }
+}
+
+/// One series per instance and state, 1 for the current one. VRRP does not
+/// run yet: an instance is MASTER while this director forwards.
+fn vrrp_metrics(enc: &mut DescriptorEncoder, s: &Snapshot) -> Result<(), std::fmt::Error> {
+    let current = if s.active { "MASTER" } else { "BACKUP" };
+    let rows: Vec<(Labels, i64)> = s
+        .vrrp_instances
+        .iter()
+        .flat_map(|name| {
+            VRRP_STATES.iter().map(move |state| {
+                let labels = vec![("instance", name.clone()), ("state", state.to_string())];
+                (labels, (*state == current) as i64)
+            })
+        })
+        .collect();
+    gauge(
+        enc,
+        "xvs_vrrp_state",
+        "1 for the VRRP state each instance is in",
+        &rows,
+    )
 }
 
 fn service_labels(s: &crate::ipvsadm::listing::Service) -> Labels {
@@ -136,6 +164,12 @@ fn real_metrics(enc: &mut DescriptorEncoder, t: &ServiceTable) -> Result<(), std
         "xvs_real_weight",
         "Current weight (0 = no new connections)",
         &gauges(|d| d.weight as i64),
+    )?;
+    gauge(
+        enc,
+        "xvs_real_healthy",
+        "1 while health checks consider the real up (checks do not run yet: always 1)",
+        &gauges(|_| 1),
     )?;
     gauge(
         enc,
