@@ -119,8 +119,10 @@ fn ebpf_cargo(args: &[&str]) -> Command {
     cmd
 }
 
-/// Unit tests, then the integration tests that load XDP (root only).
+/// Unit tests, then the integration tests that load XDP (root only). The
+/// end-to-end tests run the xvsd/xvsadm binaries, so those are built first.
 fn test(extra: &[&str]) -> Result<()> {
+    cargo(&["build", "--release", "--workspace", "--bins"])?;
     let mut a = vec!["test", "--release", "--workspace"];
     a.extend(extra);
     if !is_root() {
