@@ -123,7 +123,7 @@ fn ebpf_cargo(args: &[&str]) -> Command {
 /// end-to-end tests run the xvsd/xvsadm binaries, so those are built first.
 fn test(extra: &[&str]) -> Result<()> {
     cargo(&["build", "--release", "--workspace", "--bins"])?;
-    let mut a = vec!["test", "--release", "--workspace"];
+    let mut a = vec!["test", "--release", "--workspace", "--no-fail-fast"];
     a.extend(extra);
     if !is_root() {
         eprintln!("xtask: not root: tests that load XDP programs will fail; run as root");
