@@ -1084,8 +1084,14 @@ fn check_metrics(topo: &Topology, seen: &Seen, held: &[Held]) -> Result<()> {
     };
     assert_eq!(value("xvs_director_active")?, 1.0, "xvs_director_active");
     assert_eq!(value("xvs_reals_unresolved")?, 0.0, "xvs_reals_unresolved");
-    assert_eq!(value(r#"xvs_vrrp_state{instance="VI_1",state="MASTER"}"#)?, 1.0);
-    assert_eq!(value(r#"xvs_vrrp_state{instance="VI_1",state="BACKUP"}"#)?, 0.0);
+    assert_eq!(
+        value(r#"xvs_vrrp_state{instance="VI_1",state="MASTER"}"#)?,
+        1.0
+    );
+    assert_eq!(
+        value(r#"xvs_vrrp_state{instance="VI_1",state="BACKUP"}"#)?,
+        0.0
+    );
     for (name, ip, _) in REALS {
         let held_here = held.iter().filter(|h| h.real == name).count() as u64;
         for (proto, port, conns, active) in [
