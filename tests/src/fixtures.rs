@@ -60,3 +60,21 @@ pub fn active_dataplane(services: &[ServiceSpec]) -> XdpDataplane {
     dp.set_active(true).expect("set active");
     dp
 }
+
+/// Pins the calling thread to `cpu`: BPF_PROG_TEST_RUN runs on the calling
+/// CPU, and the data plane's rr cursor and flow cache are per CPU.
+pub fn pin_to_cpu(cpu: usize) {
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(rc, 0, "sched_setaffinity");
+    }
+}
+
+/// Pins the calling thread to the CPU it is running on.
+pub fn pin_to_one_cpu() {
+    let cpu = unsafe { libc::sched_getcpu() };
+    assert!(cpu >= 0, "sched_getcpu");
+    pin_to_cpu(cpu as usize);
+}

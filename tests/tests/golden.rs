@@ -108,29 +108,6 @@ fn assert_tx_to(dp: &XdpDataplane, frame: &[u8], mac: [u8; 6]) {
     assert_eq!(out, expected_dr(frame, mac, DIRECTOR_MAC));
 }
 
-/// Pins the calling test thread to the CPU it is on, so every TEST_RUN sees
-/// the same per-CPU ring cursor.
-fn pin_to_one_cpu() {
-    unsafe {
-        let cpu = libc::sched_getcpu();
-        assert!(cpu >= 0);
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
-        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        assert_eq!(rc, 0, "sched_setaffinity");
-    }
-}
-
-/// Pins the calling thread to `cpu`.
-fn pin_to_cpu(cpu: usize) {
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        assert_eq!(rc, 0, "sched_setaffinity");
-    }
-}
-
 /// Rewrites the IPv4 header checksum of a frame whose IP header starts at `l3`.
 fn fix_ipv4_checksum(frame: &mut [u8], l3: usize) {
     let ihl = (frame[l3] & 0x0f) as usize * 4;

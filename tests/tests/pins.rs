@@ -101,18 +101,6 @@ fn forward(dp: &XdpDataplane, frame: &[u8]) -> [u8; 6] {
     mac
 }
 
-/// TEST_RUN runs on the calling CPU and the rr cursor is per CPU: stay on one.
-fn pin_to_one_cpu() {
-    unsafe {
-        let cpu = libc::sched_getcpu();
-        assert!(cpu >= 0);
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
-        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        assert_eq!(rc, 0, "sched_setaffinity");
-    }
-}
-
 #[test]
 fn kept_data_plane_is_adopted_without_losing_flows() {
     pin_to_one_cpu();
