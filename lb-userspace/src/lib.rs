@@ -5,6 +5,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod health;
 pub mod ipvsadm;
 pub mod model;
 pub mod netlink;

@@ -122,8 +122,14 @@ fn start() -> Server {
         xdp_mode: "skb".into(),
         table_size: 4096,
     };
-    let director =
-        Director::new(Box::new(dp), Box::new(FakeNeighbours), identity, &config).unwrap();
+    let director = Director::new(
+        Box::new(dp),
+        Box::new(FakeNeighbours),
+        identity,
+        &config,
+        Default::default(),
+    )
+    .unwrap();
     let socket = std::env::temp_dir().join(format!(
         "xvs-ctl-{}-{:?}.sock",
         std::process::id(),
@@ -317,6 +323,7 @@ fn reload_reapplies_lvs_timeouts_and_drops_runtime_set() {
         Box::new(FakeNeighbours),
         identity,
         &with,
+        Default::default(),
     )
     .unwrap();
     let set = |tcp, tcp_fin, udp| Timeouts { tcp, tcp_fin, udp };

@@ -8,6 +8,7 @@ use crate::{
     config::{self, Config},
     control::protocol::{Edit, Status},
     dataplane::{Dataplane, Timeouts},
+    health::engine::HealthView,
     ipvsadm::listing::{self, ServiceTable, Stats},
     model::{Protocol, RealSpec, ServiceId, ServiceSpec},
 };
@@ -59,6 +60,12 @@ pub struct Director {
     identity: Identity,
     /// Configuration plus runtime edits; MACs filled in as they are learnt.
     desired: Vec<ServiceSpec>,
+    /// What health checks say; applied on top of `desired`.
+    health: HealthView,
+    /// MACs of addresses that are not reals (sorry servers).
+    other_macs: HashMap<IpAddr, [u8; 6]>,
+    /// This host's own addresses, as of the last (re)load.
+    local: HashSet<IpAddr>,
     unresolved: BTreeSet<IpAddr>,
     reported_unresolved: BTreeSet<IpAddr>,
     vrrp_instances: Vec<String>,
@@ -74,12 +81,16 @@ impl Director {
         neigh: Box<dyn Neighbours>,
         identity: Identity,
         config: &Config,
+        health: HealthView,
     ) -> Result<Director> {
         let mut director = Director {
             dp,
             neigh,
             identity,
             desired: Vec::new(),
+            health,
+            other_macs: HashMap::new(),
+            local: HashSet::new(),
             unresolved: BTreeSet::new(),
             reported_unresolved: BTreeSet::new(),
             vrrp_instances: Vec::new(),
@@ -121,6 +132,7 @@ impl Director {
     /// The desired services and timeouts from `config`, not yet pushed.
     fn take_config(&mut self, config: &Config) -> Result<()> {
         let local = self.neigh.local_addrs();
+        self.local = local.clone();
         let mut desired = config::service_specs(config, |_| Some([0; 6]), |a| local.contains(&a))
             .map_err(|diags| anyhow!(join_diagnostics(&diags)))?;
         // Keep the MACs already known, so a reload does not re-resolve them.
@@ -136,7 +148,6 @@ impl Director {
             .iter()
             .map(|v| v.name.clone())
             .collect();
-        warn_unrun_checkers(config);
         // As keepalived does on every (re)load: the file's lvs_timeouts, or
         // IPVS's defaults, replacing any runtime --set.
         self.timeouts = Timeouts::default();
@@ -152,6 +163,26 @@ impl Director {
             std::thread::sleep(Duration::from_millis(50));
             self.resolve_macs();
         }
+    }
+
+    /// Takes the health checks' latest view and forwards accordingly.
+    pub fn set_health(&mut self, view: HealthView) -> Result<()> {
+        self.health = view;
+        self.resolve_macs();
+        self.push()
+    }
+
+    /// The services as the data plane should carry them: the desired ones
+    /// under the health view (down reals out, or at weight 0 with
+    /// inhibit_on_failure; the sorry server in when quorum is lost).
+    fn effective(&self) -> Vec<ServiceSpec> {
+        let macs = self.known_macs();
+        crate::health::engine::apply(
+            &self.desired,
+            &self.health,
+            |a| macs.get(&a).or_else(|| self.other_macs.get(&a)).copied(),
+            |a| self.local.contains(&a),
+        )
     }
 
     /// Applies xvsadm edits, all or nothing.
@@ -198,16 +229,30 @@ impl Director {
     /// Never blocks: addresses still unanswered are kicked and retried on
     /// the next call.
     pub fn resolve_macs(&mut self) -> bool {
+        // Sorry servers need a MAC too, before quorum is ever lost.
+        let sorry: BTreeSet<IpAddr> = self
+            .health
+            .services
+            .values()
+            .filter_map(|s| s.sorry_server.map(|sorry| sorry.addr))
+            .filter(|a| !self.local.contains(a))
+            .collect();
         let wanted: Vec<IpAddr> = self
             .desired
             .iter()
             .flat_map(|s| s.reals.iter())
             .filter(|r| !r.local)
             .map(|r| r.addr)
+            .chain(sorry.iter().copied())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
         let found = self.neigh.macs(&wanted);
+        for addr in &sorry {
+            if let Some(mac) = found.get(addr) {
+                self.other_macs.insert(*addr, *mac);
+            }
+        }
         let mut changed = false;
         let mut unresolved = BTreeSet::new();
         for real in self.desired.iter_mut().flat_map(|s| s.reals.iter_mut()) {
@@ -249,7 +294,7 @@ impl Director {
     /// Sends the desired services (reals with a known MAC) to the data plane.
     pub fn push(&mut self) -> Result<()> {
         let specs: Vec<ServiceSpec> = self
-            .desired
+            .effective()
             .iter()
             .map(|s| ServiceSpec {
                 reals: s
@@ -304,6 +349,12 @@ impl Director {
             active: self.active,
             unresolved_reals: self.unresolved.len(),
             vrrp_instances: self.vrrp_instances.clone(),
+            healthy: self
+                .health
+                .reals
+                .iter()
+                .map(|(id, h)| (*id, h.up))
+                .collect(),
         })
     }
 
@@ -318,7 +369,7 @@ impl Director {
             self.dp.stats()?.into_iter().map(|s| (s.id, s)).collect();
         let conns = self.conn_counts()?;
         let mut table = ServiceTable::new(self.identity.table_size);
-        for spec in &self.desired {
+        for spec in &self.effective() {
             let mut service = listing::Service::from(spec);
             if let Some(s) = stats.get(&spec.id) {
                 service.stats = stats_of(&s.counters);
@@ -422,23 +473,6 @@ fn config_timeouts(config: &Config) -> Timeouts {
         tcp: t.tcp.unwrap_or(0),
         tcp_fin: t.tcpfin.unwrap_or(0),
         udp: t.udp.unwrap_or(0),
-    }
-}
-
-/// Health checks are parsed but not run yet: say so, rather than let an
-/// operator believe dead servers are being removed.
-fn warn_unrun_checkers(config: &Config) {
-    let checkers: usize = config
-        .virtual_servers
-        .iter()
-        .flat_map(|vs| vs.real_servers.iter())
-        .map(|rs| rs.checkers.len())
-        .sum();
-    if checkers > 0 {
-        tracing::warn!(
-            checkers,
-            "health checkers are configured, but this version of XVS does not run them yet: every real server counts as up"
-        );
     }
 }
 

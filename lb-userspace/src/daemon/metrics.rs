@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub unresolved_reals: usize,
     /// VRRP instances by name.
     pub vrrp_instances: Vec<String>,
+    /// Health-check state of every configured real.
+    pub healthy: std::collections::BTreeMap<crate::health::RealId, bool>,
 }
 
 /// The states a VRRP instance can be in, as keepalived names them.
@@ -64,7 +66,8 @@ impl Collector for SnapshotCollector {
         )?;
         vrrp_metrics(&mut enc, s)?;
         service_metrics(&mut enc, &s.table)?;
-        real_metrics(&mut enc, &s.table)
+        real_metrics(&mut enc, &s.table)?;
+        health_metrics(&mut enc, s)
     }
 }
 
@@ -165,12 +168,7 @@ fn real_metrics(enc: &mut DescriptorEncoder, t: &ServiceTable) -> Result<(), std
         "Current weight (0 = no new connections)",
         &gauges(|d| d.weight as i64),
     )?;
-    gauge(
-        enc,
-        "xvs_real_healthy",
-        "1 while health checks consider the real up (checks do not run yet: always 1)",
-        &gauges(|_| 1),
-    )?;
+
     gauge(
         enc,
         "xvs_real_active_connections",
@@ -193,6 +191,30 @@ fn single(
     value: i64,
 ) -> Result<(), std::fmt::Error> {
     ConstGauge::new(value).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// Every configured real, listed or not: 1 while its checks pass.
+fn health_metrics(enc: &mut DescriptorEncoder, s: &Snapshot) -> Result<(), std::fmt::Error> {
+    let rows: Vec<(Labels, i64)> = s
+        .healthy
+        .iter()
+        .map(|(id, up)| {
+            let labels = vec![
+                ("protocol", id.service.proto.to_string()),
+                ("vip", id.service.vip.to_string()),
+                ("port", id.service.port.to_string()),
+                ("real", id.addr.to_string()),
+                ("real_port", id.port.to_string()),
+            ];
+            (labels, *up as i64)
+        })
+        .collect();
+    gauge(
+        enc,
+        "xvs_real_healthy",
+        "1 while the real's health checks pass",
+        &rows,
+    )
 }
 
 fn counter(

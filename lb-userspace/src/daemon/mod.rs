@@ -10,6 +10,7 @@ pub mod neigh;
 pub mod notify;
 pub mod rates;
 
+use crate::health::{checkers, engine::Engine};
 use crate::{
     config::{self, Config, LoadOptions},
     dataplane::{pins, AttachMode, XdpDataplane, XdpOptions},
@@ -103,6 +104,9 @@ pub fn run(opts: Options) -> Result<()> {
 async fn run_async(opts: Options) -> Result<()> {
     let config = read_config(&opts)?;
     let iface = interface(&opts, &config)?;
+    // A checker that cannot work (missing script, no port...) is a
+    // configuration error, refused before anything is attached.
+    let mut engine = Engine::new(&config, checkers::build)?;
     let (dp, mode) = start_dataplane(&opts, &iface)?;
     let identity = Identity {
         instance: opts.instance.clone(),
@@ -112,7 +116,7 @@ async fn run_async(opts: Options) -> Result<()> {
         table_size: dp.conn_table_size()?,
     };
     let neigh = Box::new(neigh::KernelNeighbours);
-    let director = Director::new(Box::new(dp), neigh, identity, &config)?;
+    let director = Director::new(Box::new(dp), neigh, identity, &config, engine.view())?;
     tracing::info!(
         services = director.status().services,
         active = director.active(),
@@ -137,10 +141,17 @@ async fn run_async(opts: Options) -> Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut rates = tokio::time::interval(Duration::from_secs(rates::PERIOD_SECS));
     let mut neighbours = tokio::time::interval(NEIGHBOUR_REFRESH);
+    let mut health = engine.start();
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&opts, &shared),
-            Some(()) = reload_rx.recv() => reload(&opts, &shared),
+            _ = hup.recv() => reload(&opts, &shared, &mut engine).await,
+            Some(()) = reload_rx.recv() => reload(&opts, &shared, &mut engine).await,
+            Ok(()) = health.changed() => {
+                let view = health.borrow_and_update().clone();
+                if let Err(e) = lock(&shared).set_health(view) {
+                    tracing::warn!(error = %format!("{e:#}"), "applying health state failed");
+                }
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = rates.tick() => {
@@ -153,6 +164,8 @@ async fn run_async(opts: Options) -> Result<()> {
     }
     notify::stopping();
     tracing::info!("stopping");
+    // Stops the checks and runs the omega notifiers.
+    engine.shutdown().await;
     Ok(())
 }
 
@@ -195,11 +208,23 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Director> {
     shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// SIGHUP: a bad configuration keeps the running one, and says why.
-fn reload(opts: &Options, shared: &Shared) {
+/// SIGHUP: a bad configuration keeps the running one, and says why. Health
+/// state carries over, so unchanged reals do not flap.
+async fn reload(opts: &Options, shared: &Shared, engine: &mut Engine) {
     notify::reloading();
     tracing::info!(file = %opts.config_file.display(), "reloading configuration");
-    let result = read_config(opts).and_then(|config| lock(shared).load(&config));
+    let result = match read_config(opts) {
+        Ok(config) => match engine.reconfigure(&config, checkers::build).await {
+            Ok(()) => {
+                let mut director = lock(shared);
+                director
+                    .load(&config)
+                    .and_then(|()| director.set_health(engine.view()))
+            }
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
     match result {
         Ok(()) => tracing::info!("configuration reloaded"),
         Err(e) => {
