@@ -7,6 +7,7 @@ pub mod checkers;
 pub mod engine;
 pub mod notify;
 pub mod quorum;
+pub mod script;
 
 use std::{future::Future, net::IpAddr, pin::Pin, time::Duration};
 

@@ -8,7 +8,6 @@
 //! stdin/stdout/stderr on /dev/null.
 
 use std::{
-    ffi::CString,
     os::unix::process::CommandExt,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -16,6 +15,7 @@ use std::{
 
 use tokio::sync::oneshot;
 
+use super::script;
 use crate::config::model::{Script, ScriptUser};
 
 /// Starts notification scripts.
@@ -125,7 +125,7 @@ impl Job {
     }
 
     fn start(&self) -> Result<Child, String> {
-        let args = split_command(&self.command);
+        let args = script::split_words(&self.command).map_err(|e| e.to_string())?;
         let Some((program, rest)) = args.split_first() else {
             return Err("empty command".into());
         };
@@ -135,7 +135,10 @@ impl Job {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(user) = &self.user {
-            let (uid, gid) = lookup_user(user)?;
+            let id = script::lookup(&user.user, user.group.as_deref())
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("unknown script user {}", user.user))?;
+            let (uid, gid) = (id.uid, id.gid);
             // Only switch when needed, so an unprivileged daemon (tests)
             // can still run its scripts as itself.
             // SAFETY: geteuid/getegid have no preconditions.
@@ -163,128 +166,31 @@ fn wait_at_most(child: &mut Child, limit: Duration) -> Option<std::process::Exit
     }
 }
 
-/// The uid and gid of `user` (its primary group unless one is given).
-fn lookup_user(u: &ScriptUser) -> Result<(u32, u32), String> {
-    let (uid, primary) =
-        passwd(&u.user).ok_or_else(|| format!("unknown script user {}", u.user))?;
-    let gid = match &u.group {
-        None => primary,
-        Some(g) => group(g).ok_or_else(|| format!("unknown script group {g}"))?,
-    };
-    Ok((uid, gid))
-}
-
-fn passwd(name: &str) -> Option<(u32, u32)> {
-    let cname = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 16384];
-    // SAFETY: all-zero is a valid `passwd` (pointers null, ids 0).
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call; buf outlives the result.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            cname.as_ptr(),
-            &mut pw,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc == 0 && !found.is_null() {
-        return Some((pw.pw_uid, pw.pw_gid));
-    }
-    // A numeric id is accepted as is.
-    name.parse().ok().map(|id: u32| (id, id))
-}
-
-fn group(name: &str) -> Option<u32> {
-    let cname = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 16384];
-    // SAFETY: all-zero is a valid `group`.
-    let mut gr: libc::group = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: as for getpwnam_r.
-    let rc = unsafe {
-        libc::getgrnam_r(
-            cname.as_ptr(),
-            &mut gr,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc == 0 && !found.is_null() {
-        return Some(gr.gr_gid);
-    }
-    name.parse().ok()
-}
-
-/// Splits a command line into arguments: blanks separate them, '...' and
-/// "..." group, and a backslash escapes the next character (outside
-/// single quotes).
-pub fn split_command(line: &str) -> Vec<String> {
-    let mut args = Vec::new();
-    let mut cur = String::new();
-    let mut in_arg = false;
-    let mut quote: Option<char> = None;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
-            (Some('\''), c) => cur.push(c),
-            (_, '\\') => {
-                in_arg = true;
-                if let Some(next) = chars.next() {
-                    cur.push(next);
-                }
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                in_arg = true;
-                quote = Some(c);
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_arg {
-                    args.push(std::mem::take(&mut cur));
-                    in_arg = false;
-                }
-            }
-            (None, c) => {
-                in_arg = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_arg {
-        args.push(cur);
-    }
-    args
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn splits_like_keepalived() {
-        assert_eq!(split_command("/bin/x.sh a  b"), ["/bin/x.sh", "a", "b"]);
+        let words = |line: &str| -> Vec<String> {
+            script::split_words(line)
+                .unwrap()
+                .into_iter()
+                .map(|w| w.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(words("/bin/x.sh a  b"), ["/bin/x.sh", "a", "b"]);
         assert_eq!(
-            split_command(r#"/bin/x "two words" 'it''s' a\ b """#),
+            words(r#"/bin/x "two words" 'it''s' a\ b """#),
             ["/bin/x", "two words", "its", "a b", ""]
         );
-        assert!(split_command("   ").is_empty());
+        assert!(words("   ").is_empty());
     }
 
     #[test]
     fn users_resolve() {
-        assert_eq!(passwd("root"), Some((0, 0)));
-        assert_eq!(group("root"), Some(0));
-        assert_eq!(passwd("1234"), Some((1234, 1234)));
-        assert!(passwd("no-such-user-xvs").is_none());
-        let u = ScriptUser {
-            user: "root".into(),
-            group: Some("0".into()),
-        };
-        assert_eq!(lookup_user(&u), Ok((0, 0)));
+        let root = script::lookup("root", None).unwrap().unwrap();
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert!(script::lookup("no-such-user-xvs", None).unwrap().is_none());
     }
 }

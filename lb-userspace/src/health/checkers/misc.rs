@@ -14,10 +14,8 @@ use std::{
 use anyhow::{bail, Result};
 use tokio::{process::Command, time::timeout};
 
-use super::{
-    script::{self, Identity},
-    socket::secs,
-};
+use super::socket::secs;
+use crate::health::script::{self, Identity};
 use crate::{
     config::model::{GlobalDefs, MiscCheck as MiscConfig},
     health::{BoxFuture, Checker, Outcome},

@@ -4,7 +4,6 @@
 pub mod http;
 pub mod misc;
 pub mod ping;
-pub mod script;
 pub mod socket;
 pub mod tcp;
 mod tls;

@@ -122,7 +122,7 @@ pub fn script_identity(global: &GlobalDefs, user: Option<&ScriptUser>) -> Result
 }
 
 /// The user's uid and primary group (or `group`); None if no such user.
-fn lookup(user: &str, group: Option<&str>) -> Result<Option<Identity>> {
+pub fn lookup(user: &str, group: Option<&str>) -> Result<Option<Identity>> {
     let name = CString::new(user).context("user name")?;
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: zeroed passwd is a valid out-parameter.
