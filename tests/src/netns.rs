@@ -554,3 +554,94 @@ impl Drop for UdpResponder {
         }
     }
 }
+
+/// A minimal HTTP/1.0 server in a namespace: every request (read up to its
+/// blank line) gets the current status and a fixed body, then the
+/// connection is closed. The status can be changed while it runs, e.g. to
+/// make a health check fail. Dropping it stops the server.
+pub struct HttpResponder {
+    listener_fd: RawFd,
+    stop: Arc<AtomicBool>,
+    status: Arc<std::sync::atomic::AtomicU16>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl HttpResponder {
+    /// How long one client may take to send its request.
+    const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Listens on `addr` inside `ns`; returns once the socket is bound.
+    pub fn start(ns: &Netns, addr: SocketAddr, status: u16, body: &str) -> Result<HttpResponder> {
+        let (bound_tx, bound_rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let (body, stopping, current) = (body.as_bytes().to_vec(), stop.clone(), status.clone());
+        let thread = spawn_in_netns(&ns.name, move || {
+            let listener = match TcpListener::bind(addr) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = bound_tx.send(Err(e));
+                    return Ok(());
+                }
+            };
+            let _ = bound_tx.send(Ok(listener.as_raw_fd()));
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = conn {
+                    // One failed client must not take the server down.
+                    let _ = answer_http(stream, current.load(Ordering::SeqCst), &body);
+                }
+            }
+            Ok(())
+        });
+        let listener_fd = bound_rx
+            .recv_timeout(Duration::from_secs(5))
+            .context("HTTP responder thread did not start")?
+            .with_context(|| format!("binding {addr} in {}", ns.name))?;
+        Ok(HttpResponder {
+            listener_fd,
+            stop,
+            status,
+            thread: Some(thread),
+        })
+    }
+
+    /// The status code of the answers from now on.
+    pub fn set_status(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+}
+
+/// Reads the request head, answers `status` with `body`, closes.
+fn answer_http(mut stream: TcpStream, status: u16, body: &[u8]) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(HttpResponder::READ_TIMEOUT))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf)? {
+            0 => break,
+            n => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let reason = if status == 200 { "OK" } else { "Status" };
+    let header = format!(
+        "HTTP/1.0 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(header.as_bytes())?;
+    stream.write_all(body)?;
+    stream.shutdown(Shutdown::Write)
+}
+
+impl Drop for HttpResponder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // On Linux, shutting down a listening socket wakes a blocked accept().
+        unsafe { libc::shutdown(self.listener_fd, libc::SHUT_RDWR) };
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

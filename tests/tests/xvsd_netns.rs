@@ -791,7 +791,9 @@ fn start_reals(
             }
         }
         let reply = format!("{name}\n");
-        tcp.push(LineResponder::start(ns, addr(VIP, TCP_PORT), &reply)?);
+        // Any address, as a real DR service listens: clients come to the
+        // VIP, the director's TCP_CHECK to the real's own address.
+        tcp.push(LineResponder::start(ns, addr("0.0.0.0", TCP_PORT), &reply)?);
         udp.push(UdpResponder::start(ns, addr(VIP, UDP_PORT), &reply)?);
     }
     Ok((tcp, udp))
