@@ -505,6 +505,10 @@ struct Core {
     checkers: Vec<Progress>,
     /// When each checker probes next (kept across reloads: its phase).
     next_due: Vec<Instant>,
+    /// When `next_due` was planned: the tasks start later (after the data
+    /// plane is loaded), and keep each checker's offset from this moment so
+    /// the spread is not lost in between.
+    planned_at: Instant,
     reals: Vec<RealState>,
     vss: Vec<QuorumState>,
     notifier: Notifier,
@@ -534,6 +538,7 @@ impl Core {
         let mut core = Core {
             checkers,
             next_due,
+            planned_at: now,
             reals: Vec::new(),
             vss: plan
                 .vss
@@ -989,6 +994,7 @@ impl Core {
         let mut core = Core {
             checkers: Vec::with_capacity(plan.checkers.len()),
             next_due: Vec::with_capacity(plan.checkers.len()),
+            planned_at: now,
             reals: Vec::new(),
             vss: Vec::new(),
             plan,
@@ -1034,7 +1040,12 @@ impl Core {
             let t = self.plan.checkers[c].timing;
             let (progress, due) = match old {
                 Some(o) => {
-                    let due = prev.core.next_due[o].clamp(now, now + t.delay_loop);
+                    // An overdue checker gets the usual first-check jitter
+                    // rather than "now", so a reload cannot clump them.
+                    let due = match prev.core.next_due[o] {
+                        due if due <= now => now + first_delay(&t, c as u64),
+                        due => due.min(now + t.delay_loop),
+                    };
                     (carried(&prev.core.checkers[o], &t), due)
                 }
                 None => {
@@ -1318,14 +1329,13 @@ fn notifier_for(config: &Config) -> Notifier {
 /// Starts one task per checker at its due time, and the central task.
 fn spawn(mut core: Core) -> Running {
     let (tx, rx) = mpsc::unbounded_channel();
-    let now = Instant::now();
     let checkers = core
         .plan
         .checkers
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let first = core.next_due[i].saturating_duration_since(now);
+            let first = core.next_due[i].saturating_duration_since(core.planned_at);
             let task = run_checker(
                 i,
                 c.probe.clone(),
