@@ -338,3 +338,63 @@ fn reload_reapplies_lvs_timeouts_and_drops_runtime_set() {
     d.load(&load(CONFIG)).unwrap();
     assert_eq!(d.timeouts(), set(900, 120, 300));
 }
+
+#[test]
+fn down_real_keeps_its_flows_unless_expire_nodest_conn() {
+    use xvs::health::{
+        engine::{HealthView, RealHealth},
+        RealId,
+    };
+    let (config, _) = parse_str("t.conf", CONFIG, &LoadOptions::default());
+    let dp = FakeDataplane::default();
+    let applied = dp.applied.clone();
+    let identity = Identity {
+        instance: "t".into(),
+        config_file: "t.conf".into(),
+        interface: "eth0".into(),
+        xdp_mode: "skb".into(),
+        table_size: 1,
+    };
+    let mut d = Director::new(
+        Box::new(dp),
+        Box::new(FakeNeighbours),
+        identity,
+        &config.unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    let down: IpAddr = "10.0.0.11".parse().unwrap();
+    let mut view = HealthView::default();
+    view.reals.insert(
+        RealId {
+            service: service_id(),
+            addr: down,
+            port: 80,
+        },
+        RealHealth {
+            up: false,
+            weight: 1,
+            inhibit_on_failure: false,
+            reason: "TCP_CHECK failed".into(),
+        },
+    );
+    d.set_health(view).unwrap();
+    // Listed as keepalived's IPVS would have it: gone.
+    let listed: Vec<IpAddr> = d.table().unwrap().services[0]
+        .dests
+        .iter()
+        .map(|r| r.addr)
+        .collect();
+    assert!(!listed.contains(&down), "{listed:?}");
+    // Carried at weight 0: no new flows, established ones stay on it.
+    let weight_of = |applied: &Arc<Mutex<Vec<ServiceSpec>>>| {
+        applied.lock().unwrap()[0]
+            .reals
+            .iter()
+            .find(|r| r.addr == down)
+            .map(|r| r.weight)
+    };
+    assert_eq!(weight_of(&applied), Some(0));
+    d.set_expire_nodest_conn(true).unwrap();
+    assert_eq!(weight_of(&applied), None);
+}

@@ -29,6 +29,9 @@ usage: xvsd [options]
       --conn-table-size N   connection-table entries (default 1048576)
       --keep-dataplane-on-exit
                             leave the data plane running when stopping
+      --expire-nodest-conn  reschedule established flows of reals that health
+                            checks take out (IPVS's expire_nodest_conn); by
+                            default they finish on their real
   -v, --version
   -h, --help";
 
@@ -50,6 +53,7 @@ fn parse(args: &[String]) -> Result<Option<Cli>> {
             metrics_listen: None,
             instance: "default".to_string(),
             keep_dataplane_on_exit: false,
+            expire_nodest_conn: false,
             conn_table_size: lb_common::DEFAULT_CONN_TABLE,
         },
         config_test: false,
@@ -94,6 +98,7 @@ fn parse(args: &[String]) -> Result<Option<Cli>> {
                     .with_context(|| format!("bad --conn-table-size {v:?}"))?;
             }
             "--keep-dataplane-on-exit" => o.keep_dataplane_on_exit = true,
+            "--expire-nodest-conn" => o.expire_nodest_conn = true,
             "-v" | "--version" => {
                 println!("xvsd {}", env!("CARGO_PKG_VERSION"));
                 return Ok(None);

@@ -66,6 +66,9 @@ pub struct Director {
     other_macs: HashMap<IpAddr, [u8; 6]>,
     /// This host's own addresses, as of the last (re)load.
     local: HashSet<IpAddr>,
+    /// IPVS's expire_nodest_conn: flows of a real that health checks take
+    /// out are rescheduled, instead of staying on it.
+    expire_nodest_conn: bool,
     unresolved: BTreeSet<IpAddr>,
     reported_unresolved: BTreeSet<IpAddr>,
     vrrp_instances: Vec<String>,
@@ -91,6 +94,7 @@ impl Director {
             health,
             other_macs: HashMap::new(),
             local: HashSet::new(),
+            expire_nodest_conn: false,
             unresolved: BTreeSet::new(),
             reported_unresolved: BTreeSet::new(),
             vrrp_instances: Vec::new(),
@@ -172,14 +176,37 @@ impl Director {
         self.push()
     }
 
-    /// The services as the data plane should carry them: the desired ones
+    pub fn set_expire_nodest_conn(&mut self, on: bool) -> Result<()> {
+        self.expire_nodest_conn = on;
+        self.push()
+    }
+
+    /// The services as keepalived would have them in IPVS: the desired ones
     /// under the health view (down reals out, or at weight 0 with
     /// inhibit_on_failure; the sorry server in when quorum is lost).
     fn effective(&self) -> Vec<ServiceSpec> {
+        self.under_health(&self.health)
+    }
+
+    /// What the data plane carries. As in IPVS, a real that health checks
+    /// take out keeps its established flows: it stays in the data plane at
+    /// weight 0 (no new flows), unless expire_nodest_conn is set.
+    fn forwarded(&self) -> Vec<ServiceSpec> {
+        if self.expire_nodest_conn {
+            return self.effective();
+        }
+        let mut keep = self.health.clone();
+        for real in keep.reals.values_mut() {
+            real.inhibit_on_failure = true;
+        }
+        self.under_health(&keep)
+    }
+
+    fn under_health(&self, view: &HealthView) -> Vec<ServiceSpec> {
         let macs = self.known_macs();
         crate::health::engine::apply(
             &self.desired,
-            &self.health,
+            view,
             |a| macs.get(&a).or_else(|| self.other_macs.get(&a)).copied(),
             |a| self.local.contains(&a),
         )
@@ -294,7 +321,7 @@ impl Director {
     /// Sends the desired services (reals with a known MAC) to the data plane.
     pub fn push(&mut self) -> Result<()> {
         let specs: Vec<ServiceSpec> = self
-            .effective()
+            .forwarded()
             .iter()
             .map(|s| ServiceSpec {
                 reals: s

@@ -45,6 +45,9 @@ pub struct Options {
     pub metrics_listen: Option<SocketAddr>,
     pub instance: String,
     pub keep_dataplane_on_exit: bool,
+    /// IPVS's expire_nodest_conn: reschedule the flows of reals that health
+    /// checks take out, instead of letting them finish.
+    pub expire_nodest_conn: bool,
     pub conn_table_size: u32,
 }
 
@@ -116,7 +119,8 @@ async fn run_async(opts: Options) -> Result<()> {
         table_size: dp.conn_table_size()?,
     };
     let neigh = Box::new(neigh::KernelNeighbours);
-    let director = Director::new(Box::new(dp), neigh, identity, &config, engine.view())?;
+    let mut director = Director::new(Box::new(dp), neigh, identity, &config, engine.view())?;
+    director.set_expire_nodest_conn(opts.expire_nodest_conn)?;
     tracing::info!(
         services = director.status().services,
         active = director.active(),
