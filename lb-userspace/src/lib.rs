@@ -12,6 +12,7 @@ pub mod netlink;
 pub mod pool;
 pub mod realserver;
 pub mod scheduler;
+pub mod vrrp;
 
 /// The XDP objects, embedded at build time (see build.rs).
 pub mod objects {
