@@ -65,6 +65,8 @@ pub fn ebpf_toolchain() -> String {
     if nightly { "nightly" } else { "stable" }.to_string()
 }
 
+/// rust-src (for build-std), and rustfmt and clippy (for `xtask lint`), on
+/// the toolchain that builds the eBPF object.
 fn rust_src() -> Result<()> {
     let toolchain = ebpf_toolchain();
     let list = Command::new("rustup")
@@ -76,13 +78,17 @@ fn rust_src() -> Result<()> {
             &toolchain,
         ])
         .output()?;
-    if String::from_utf8_lossy(&list.stdout).contains("rust-src") {
-        return Ok(());
+    let installed = String::from_utf8_lossy(&list.stdout).into_owned();
+    for component in ["rust-src", "rustfmt", "clippy"] {
+        if installed.lines().any(|l| l.starts_with(component)) {
+            continue;
+        }
+        eprintln!("setup: adding {component} to the {toolchain} toolchain");
+        let mut add = Command::new("rustup");
+        add.args(["component", "add", component, "--toolchain", &toolchain]);
+        crate::run(add)?;
     }
-    eprintln!("setup: adding rust-src to the {toolchain} toolchain");
-    let mut add = Command::new("rustup");
-    add.args(["component", "add", "rust-src", "--toolchain", &toolchain]);
-    crate::run(add)
+    Ok(())
 }
 
 fn bpf_linker() -> Result<()> {
