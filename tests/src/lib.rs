@@ -2,6 +2,7 @@
 //! builders and ready-made service fixtures.
 
 pub mod bench;
+pub mod daemon;
 pub mod fixtures;
 pub mod netns;
 pub mod packet;

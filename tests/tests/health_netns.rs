@@ -17,25 +17,18 @@
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use std::{
     collections::BTreeMap,
-    fs::File,
     io::Write,
     net::{SocketAddr, TcpListener},
-    os::{
-        fd::AsRawFd,
-        unix::{fs::PermissionsExt, process::CommandExt},
-    },
+    os::fd::AsRawFd,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
     time::{Duration, Instant},
 };
-use xvs::control::{
-    client::call,
-    protocol::{RequestBody, ResponseBody, Status},
-};
+use xvs_tests::daemon::{binary, Daemon, DaemonArgs, TempDir};
 use xvs_tests::netns::{
     attach_xdp_pass, configure_dr_real, fetch_reply, spawn_in_netns, HttpResponder, Lab, Netns,
     TcpResponder, UdpResponder,
@@ -75,182 +68,11 @@ const SCALE_VS: &str = include_str!("../fixtures/health/scale-vs.conf.in");
 const START_DEADLINE: Duration = Duration::from_secs(20);
 /// Waits for a state change: far beyond the bounds asserted on.
 const CHANGE_DEADLINE: Duration = Duration::from_secs(10);
-const STOP_DEADLINE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(25);
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 // ---------------------------------------------------------------------------
-// Files, binaries, the daemon (as in xvsd_netns.rs)
-
-/// A private directory for the configuration, the control socket, the
-/// scripts and their logs; removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Result<TempDir> {
-        let path = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(TempDir(path))
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("temp dir path is UTF-8")
-    }
-
-    /// Writes an executable script.
-    fn script(&self, name: &str, text: &str) -> Result<PathBuf> {
-        let path = self.join(name);
-        std::fs::write(&path, text)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-        Ok(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            eprintln!("removing {}: {e}", self.0.display());
-        }
-    }
-}
-
-/// `xvsd` or `xvsadm` of this build, next to this test's profile directory
-/// or in the workspace's target/release.
-fn binary(name: &str) -> Result<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(profile_dir) = std::env::current_exe()?.parent().and_then(Path::parent) {
-        candidates.push(profile_dir.join(name));
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    candidates.push(workspace.join("target/release").join(name));
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .ok_or_else(|| {
-            anyhow!(
-                "{name} not found (looked at {candidates:?}): build it first with \
-                 `cargo build --release -p lb-userspace --bins`"
-            )
-        })
-}
-
-/// `xvsd` running in a namespace. Dropping it stops it (SIGTERM, then
-/// SIGKILL) and shows its log unless the test stopped it cleanly.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-    socket: PathBuf,
-    stopped: bool,
-}
-
-impl Daemon {
-    /// `instance` names the daemon's pinned data plane, distinct per test
-    /// so the tests may run in parallel.
-    fn start(
-        ns: &Netns,
-        instance: &str,
-        conf: &Path,
-        iface: &str,
-        xdp_mode: &str,
-        dir: &TempDir,
-    ) -> Result<Daemon> {
-        let log = dir.join("xvsd.log");
-        let socket = dir.join("xvsd.sock");
-        let out = File::create(&log)?;
-        // `ip netns exec` execs in place: the child is xvsd itself.
-        let mut command = Command::new("ip");
-        // Should this test die without unwinding, the kernel stops xvsd.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command
-            .args(["netns", "exec", ns.name()])
-            .arg(binary("xvsd")?)
-            .arg("-f")
-            .arg(conf)
-            .args(["--interface", iface, "--xdp-mode", xdp_mode, "-l"])
-            .args(["--instance", instance])
-            .arg("--control-socket")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .context("starting xvsd")?;
-        Ok(Daemon {
-            child,
-            log,
-            socket,
-            stopped: false,
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn is_running(&mut self) -> Result<bool> {
-        Ok(self.child.try_wait()?.is_none())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn status(&self) -> Result<Status> {
-        match call(&self.socket, RequestBody::Status)? {
-            ResponseBody::Status { status } => Ok(status),
-            other => bail!("unexpected reply {other:?}"),
-        }
-    }
-
-    /// SIGTERM; the daemon must exit 0 within `STOP_DEADLINE`.
-    fn stop(&mut self) -> Result<()> {
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                ensure!(status.success(), "xvsd exited {status}");
-                self.stopped = true;
-                return Ok(());
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "xvsd still running {STOP_DEADLINE:?} after SIGTERM"
-            );
-            std::thread::sleep(POLL);
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + STOP_DEADLINE;
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(POLL);
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if !self.stopped {
-            eprintln!("---- xvsd log ----\n{}------------------", self.log());
-        }
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
+// The operator's CLI (files, binaries and the daemon are in xvs_tests::daemon)
 
 /// `xvsadm --socket SOCKET ARGS` in the daemon's namespace.
 struct Admin {
@@ -820,7 +642,7 @@ fn health_checks_take_reals_out_and_back() -> Result<()> {
     let topo = build_topology()?;
     let prefix = topo.lab.prefix().to_string();
     let dir = TempDir::new("xvs-health-netns")?;
-    let dir_path = dir.0.clone();
+    let dir_path = dir.root().to_path_buf();
 
     // Scripts: notify/quorum scripts log their arguments; the MISC_CHECK
     // exits 2 + the weight in its file.
@@ -872,14 +694,14 @@ fn health_checks_take_reals_out_and_back() -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let mut daemon = Daemon::start(
-        &topo.director,
-        "health-e2e",
-        &conf,
-        &topo.director_if,
-        "native",
-        &dir,
-    )?;
+    let args = DaemonArgs {
+        conf: &conf,
+        iface: &topo.director_if,
+        xdp_mode: "native",
+        instance: Some("health-e2e"),
+        extra: &[],
+    };
+    let mut daemon = Daemon::start(&topo.director, &args, &dir)?;
     let pid = daemon.pid();
     let admin = Admin::new(&daemon, &topo.director)?;
     wait_ready(&mut daemon, &admin)?;
@@ -1095,7 +917,7 @@ fn two_thousand_tcp_checks_stay_under_one_core() -> Result<()> {
     }
     ns.add_addr("xs0", &format!("{SCALE_IP}/24"))?;
     let dir = TempDir::new("xvs-health-scale")?;
-    let dir_path = dir.0.clone();
+    let dir_path = dir.root().to_path_buf();
 
     let ports = SCALE_FIRST_PORT..SCALE_FIRST_PORT + SCALE_CHECKERS;
     let mut text = SCALE_HEAD.to_string();
@@ -1107,7 +929,14 @@ fn two_thousand_tcp_checks_stay_under_one_core() -> Result<()> {
     std::fs::write(&conf, &text)?;
 
     let sink = ProbeSink::start(&ns, SCALE_IP, ports.clone())?;
-    let mut daemon = Daemon::start(&ns, "health-scale", &conf, "xs0", "skb", &dir)?;
+    let args = DaemonArgs {
+        conf: &conf,
+        iface: "xs0",
+        xdp_mode: "skb",
+        instance: Some("health-scale"),
+        extra: &[],
+    };
+    let mut daemon = Daemon::start(&ns, &args, &dir)?;
     let pid = daemon.pid();
     let admin = Admin::new(&daemon, &ns)?;
     wait_ready(&mut daemon, &admin)?;

@@ -19,17 +19,13 @@
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use std::{
     collections::BTreeMap,
-    fs::File,
     net::{IpAddr, SocketAddr, TcpStream, UdpSocket},
-    os::unix::process::CommandExt,
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
-use xvs::control::{
-    client::call,
-    protocol::{RequestBody, ResponseBody, Status},
-};
+use xvs::control::protocol::Status;
+use xvs_tests::daemon::{binary, Daemon, DaemonArgs, TempDir, STOP_DEADLINE};
 use xvs_tests::netns::{
     attach_xdp_pass, exchange_line, Lab, LineResponder, Netns, Port, UdpResponder,
 };
@@ -74,7 +70,6 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long xvsd may take to come up, resolve its reals, and stop.
 const START_DEADLINE: Duration = Duration::from_secs(15);
 const RELOAD_DEADLINE: Duration = Duration::from_secs(2);
-const STOP_DEADLINE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(50);
 
 /// ipvsadm's connection-table size in the banner: xvsd's default table.
@@ -143,55 +138,7 @@ fn real_name(ip: IpAddr) -> Option<&'static str> {
 }
 
 // ---------------------------------------------------------------------------
-// Files, binaries and the daemon
-
-/// A private directory for the configuration, the control socket, logs and
-/// the real-server state files; removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Result<TempDir> {
-        let path = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(TempDir(path))
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            eprintln!("removing {}: {e}", self.0.display());
-        }
-    }
-}
-
-/// `xvsd` or `xvsadm` of this build. They belong to lb-userspace, so
-/// `CARGO_BIN_EXE_*` does not reach them: they are looked for next to this
-/// test's profile directory (target/release when run with --release), then
-/// in the workspace's target/release.
-fn binary(name: &str) -> Result<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(profile_dir) = std::env::current_exe()?.parent().and_then(Path::parent) {
-        candidates.push(profile_dir.join(name));
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    candidates.push(workspace.join("target/release").join(name));
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .ok_or_else(|| {
-            anyhow!(
-                "{name} not found (looked at {candidates:?}): build it first with \
-             `cargo build --release -p lb-userspace` (`cargo xtask test` builds it)"
-            )
-        })
-}
+// The fixture
 
 /// The fixture for this run's director interface.
 fn render_config(director_if: &str) -> String {
@@ -216,106 +163,8 @@ fn with_weight(conf: &str, real: &str, port: u16, weight: u32) -> Result<String>
     Ok(lines.join("\n") + "\n")
 }
 
-/// `xvsd` running in the director's namespace. Dropping it stops it
-/// (SIGTERM, then SIGKILL) if the test did not, and shows its log then.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-    socket: PathBuf,
-    stopped: bool,
-}
-
-impl Daemon {
-    fn start(ns: &Netns, xvsd: &Path, conf: &Path, iface: &str, dir: &TempDir) -> Result<Daemon> {
-        let log = dir.join("xvsd.log");
-        let socket = dir.join("xvsd.sock");
-        let out = File::create(&log)?;
-        // `ip netns exec` execs the program in place: the child is xvsd.
-        let mut command = Command::new("ip");
-        // Should this test process die without unwinding (SIGKILL, a
-        // harness timeout), the kernel stops xvsd: PDEATHSIG survives exec.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command
-            .args(["netns", "exec", ns.name()])
-            .arg(xvsd)
-            .arg("-f")
-            .arg(conf)
-            .args(["--interface", iface, "--xdp-mode", "native", "-l"])
-            .arg("--control-socket")
-            .arg(&socket)
-            .args(["--metrics-listen", METRICS_ADDR])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .context("starting xvsd")?;
-        Ok(Daemon {
-            child,
-            log,
-            socket,
-            stopped: false,
-        })
-    }
-
-    fn signal(&self, signal: libc::c_int) -> Result<()> {
-        if unsafe { libc::kill(self.child.id() as libc::pid_t, signal) } != 0 {
-            bail!("kill xvsd: {}", std::io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    fn is_running(&mut self) -> Result<bool> {
-        Ok(self.child.try_wait()?.is_none())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for the exit, at most `limit`.
-    fn wait_exit(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(Some(status));
-            }
-            if Instant::now() > deadline {
-                return Ok(None);
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-
-    fn status(&self) -> Result<Status> {
-        match call(&self.socket, RequestBody::Status)? {
-            ResponseBody::Status { status } => Ok(status),
-            other => bail!("unexpected reply {other:?}"),
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.signal(libc::SIGTERM);
-            if !matches!(self.wait_exit(STOP_DEADLINE), Ok(Some(_))) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
-        if !self.stopped {
-            eprintln!("---- xvsd log ----\n{}------------------", self.log());
-        }
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
+// ---------------------------------------------------------------------------
+// The operator's CLI (files, binaries and the daemon are in xvs_tests::daemon)
 
 /// `xvsadm --socket SOCKET ARGS` in the director's namespace, as an
 /// operator runs it there.
@@ -1151,7 +1000,7 @@ fn xvsd_and_xvsadm_run_keepalived_services_across_namespaces() -> Result<()> {
     let prefix = topo.lab.prefix().to_string();
     println!("namespaces: {:?}", topo.lab.namespace_names());
     let dir = TempDir::new("xvsd-netns")?;
-    let dir_path = dir.0.clone();
+    let dir_path = dir.root().to_path_buf();
 
     // Native XDP_TX on a veth is delivered only when the peer veth runs an
     // XDP program too (see README, "Native XDP on veth").
@@ -1164,13 +1013,14 @@ fn xvsd_and_xvsadm_run_keepalived_services_across_namespaces() -> Result<()> {
     std::fs::write(&conf, &text)?;
     check_config_test(&xvsd, &conf, &text)?;
 
-    let mut daemon = Daemon::start(
-        &topo.director,
-        &xvsd,
-        &conf,
-        &topo.director_port.host_if,
-        &dir,
-    )?;
+    let args = DaemonArgs {
+        conf: &conf,
+        iface: &topo.director_port.host_if,
+        xdp_mode: "native",
+        instance: None,
+        extra: &["--metrics-listen", METRICS_ADDR],
+    };
+    let mut daemon = Daemon::start(&topo.director, &args, &dir)?;
     let admin = Admin {
         xvsadm,
         socket: daemon.socket.clone(),

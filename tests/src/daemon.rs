@@ -1,0 +1,215 @@
+//! Running the real `xvsd` in a test namespace: its private directory, the
+//! binaries of this build, and a guard that stops the daemon (and shows its
+//! log) whatever happens to the test.
+
+use crate::netns::Netns;
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use std::{
+    fs::File,
+    os::unix::{fs::PermissionsExt, process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+use xvs::control::{
+    client::call,
+    protocol::{RequestBody, ResponseBody, Status},
+};
+
+/// How long a SIGTERMed xvsd may take to exit.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(25);
+
+/// A private directory for configuration, socket, scripts and logs;
+/// removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Result<TempDir> {
+        let path = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(TempDir(path))
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("temp dir path is UTF-8")
+    }
+
+    /// Writes an executable script.
+    pub fn script(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let path = self.join(name);
+        std::fs::write(&path, text)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("removing {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// `xvsd` or `xvsadm` of this build: next to the test's profile directory,
+/// or in the workspace's target/release (`cargo xtask test` builds them).
+pub fn binary(name: &str) -> Result<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(profile_dir) = std::env::current_exe()?.parent().and_then(Path::parent) {
+        candidates.push(profile_dir.join(name));
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    candidates.push(workspace.join("target/release").join(name));
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            anyhow!(
+                "{name} not found (looked at {candidates:?}): build it first with \
+                 `cargo build --release -p lb-userspace --bins`"
+            )
+        })
+}
+
+/// How to start xvsd.
+pub struct DaemonArgs<'a> {
+    pub conf: &'a Path,
+    pub iface: &'a str,
+    pub xdp_mode: &'a str,
+    /// Its pinned data plane's name; distinct per test so tests may run in
+    /// parallel. None: xvsd's default.
+    pub instance: Option<&'a str>,
+    pub extra: &'a [&'a str],
+}
+
+/// `xvsd` running in a namespace. Dropping it stops it (SIGTERM, then
+/// SIGKILL) and shows its log unless the test stopped it cleanly.
+pub struct Daemon {
+    child: Child,
+    log: PathBuf,
+    pub socket: PathBuf,
+    /// Set once the test has stopped the daemon on purpose.
+    pub stopped: bool,
+}
+
+impl Daemon {
+    pub fn start(ns: &Netns, args: &DaemonArgs, dir: &TempDir) -> Result<Daemon> {
+        let log = dir.join("xvsd.log");
+        let socket = dir.join("xvsd.sock");
+        let out = File::create(&log)?;
+        // `ip netns exec` execs the program in place: the child is xvsd.
+        let mut command = Command::new("ip");
+        // Should the test process die without unwinding (SIGKILL, a harness
+        // timeout), the kernel stops xvsd: PDEATHSIG survives exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command
+            .args(["netns", "exec", ns.name()])
+            .arg(binary("xvsd")?)
+            .arg("-f")
+            .arg(args.conf)
+            .args(["--interface", args.iface, "--xdp-mode", args.xdp_mode, "-l"])
+            .arg("--control-socket")
+            .arg(&socket)
+            .args(args.extra);
+        if let Some(instance) = args.instance {
+            command.args(["--instance", instance]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("starting xvsd")?;
+        Ok(Daemon {
+            child,
+            log,
+            socket,
+            stopped: false,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: libc::c_int) -> Result<()> {
+        if unsafe { libc::kill(self.child.id() as libc::pid_t, signal) } != 0 {
+            bail!("kill xvsd: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    pub fn is_running(&mut self) -> Result<bool> {
+        Ok(self.child.try_wait()?.is_none())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// SIGTERM; the daemon must exit 0 within `STOP_DEADLINE`.
+    pub fn stop(&mut self) -> Result<()> {
+        self.signal(libc::SIGTERM)?;
+        let status = self
+            .wait_exit(STOP_DEADLINE)?
+            .with_context(|| format!("xvsd still running {STOP_DEADLINE:?} after SIGTERM"))?;
+        ensure!(status.success(), "xvsd exited {status}");
+        self.stopped = true;
+        Ok(())
+    }
+
+    pub fn status(&self) -> Result<Status> {
+        match call(&self.socket, RequestBody::Status)? {
+            ResponseBody::Status { status } => Ok(status),
+            other => bail!("unexpected reply {other:?}"),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.signal(libc::SIGTERM);
+            if !matches!(self.wait_exit(STOP_DEADLINE), Ok(Some(_))) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+        if !self.stopped {
+            eprintln!("---- xvsd log ----\n{}------------------", self.log());
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
