@@ -213,3 +213,62 @@ impl Drop for Daemon {
         let _ = std::fs::remove_file(&self.socket);
     }
 }
+
+/// `xvsadm --socket SOCKET ARGS` in the daemon's namespace, as an operator
+/// runs it there.
+pub struct Admin {
+    xvsadm: PathBuf,
+    socket: PathBuf,
+    ns: Netns,
+}
+
+impl Admin {
+    pub fn new(daemon: &Daemon, ns: &Netns) -> Result<Admin> {
+        Ok(Admin {
+            xvsadm: binary("xvsadm")?,
+            socket: daemon.socket.clone(),
+            ns: ns.clone(),
+        })
+    }
+
+    pub fn run(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", self.ns.name()])
+            .arg(&self.xvsadm)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running xvsadm")?;
+        ensure!(
+            out.status.success(),
+            "`xvsadm {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    }
+}
+
+/// Polls `f` until it gives a value, or fails with its last error once
+/// `limit` has passed.
+pub fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    mut f: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let last = match f() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => anyhow!("not yet"),
+            Err(e) => e,
+        };
+        if Instant::now() > deadline {
+            return Err(last.context(format!("{what}: gave up after {limit:?}")));
+        }
+        std::thread::sleep(POLL);
+    }
+}

@@ -20,7 +20,7 @@ use std::{
     io::Write,
     net::{SocketAddr, TcpListener},
     os::fd::AsRawFd,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -28,7 +28,7 @@ use std::{
     },
     time::{Duration, Instant},
 };
-use xvs_tests::daemon::{binary, Daemon, DaemonArgs, TempDir};
+use xvs_tests::daemon::{binary, wait_for, Admin, Daemon, DaemonArgs, TempDir};
 use xvs_tests::netns::{
     attach_xdp_pass, configure_dr_real, fetch_reply, spawn_in_netns, HttpResponder, Lab, Netns,
     TcpResponder, UdpResponder,
@@ -68,68 +68,14 @@ const SCALE_VS: &str = include_str!("../fixtures/health/scale-vs.conf.in");
 const START_DEADLINE: Duration = Duration::from_secs(20);
 /// Waits for a state change: far beyond the bounds asserted on.
 const CHANGE_DEADLINE: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(25);
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 // ---------------------------------------------------------------------------
 // The operator's CLI (files, binaries and the daemon are in xvs_tests::daemon)
 
-/// `xvsadm --socket SOCKET ARGS` in the daemon's namespace.
-struct Admin {
-    xvsadm: PathBuf,
-    socket: PathBuf,
-    ns: Netns,
-}
-
-impl Admin {
-    fn new(daemon: &Daemon, ns: &Netns) -> Result<Admin> {
-        Ok(Admin {
-            xvsadm: binary("xvsadm")?,
-            socket: daemon.socket.clone(),
-            ns: ns.clone(),
-        })
-    }
-
-    fn run(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", self.ns.name()])
-            .arg(&self.xvsadm)
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .context("running xvsadm")?;
-        ensure!(
-            out.status.success(),
-            "`xvsadm {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Ok(String::from_utf8(out.stdout)?)
-    }
-
-    fn listing(&self) -> Result<Listing> {
-        Ok(Listing::parse(&self.run(&["-L", "-n"])?))
-    }
-}
-
-/// Polls `f` until it gives a value, or fails with its last error once
-/// `limit` has passed.
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let last = match f() {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => anyhow!("not yet"),
-            Err(e) => e,
-        };
-        if Instant::now() > deadline {
-            return Err(last.context(format!("{what}: gave up after {limit:?}")));
-        }
-        std::thread::sleep(POLL);
-    }
+/// `xvsadm -L -n`, parsed.
+fn listing(admin: &Admin) -> Result<Listing> {
+    Ok(Listing::parse(&admin.run(&["-L", "-n"])?))
 }
 
 /// Until `xvsadm -L -n` answers and no real waits for its MAC.
@@ -237,7 +183,7 @@ fn wait_reals(
     let started = Instant::now();
     let mut last = None;
     wait_for(what, CHANGE_DEADLINE, || {
-        let listing = admin.listing()?;
+        let listing = listing(admin)?;
         let ok = listing.reals(proto, port) == *want;
         last = Some(listing);
         Ok(ok.then_some(()))
@@ -428,7 +374,7 @@ fn check_initial_state(run: &Run, misc_weight: u32) -> Result<()> {
         QUORUM_PORT,
         &reals_at(QUORUM_PORT, &[("r1", 1), ("r2", 1)]),
     )?;
-    println!("steady state:\n{}", admin.listing()?.text);
+    println!("steady state:\n{}", listing(admin)?.text);
     // Nothing changed state yet: no notify script ran.
     ensure!(
         logged(&run.dir.join("notify.log")).is_empty(),
@@ -534,7 +480,7 @@ fn scenario_http(run: &Run, r3_http: &HttpResponder) -> Result<()> {
     // Stays so: two more delay_loops.
     std::thread::sleep(DELAY_LOOP * 2);
     ensure!(
-        admin.listing()?.reals("TCP", HTTP_PORT) == reals_at(HTTP_PORT, &[("r1", 1)]),
+        listing(admin)?.reals("TCP", HTTP_PORT) == reals_at(HTTP_PORT, &[("r1", 1)]),
         "HTTP_GET: only r1 (right digest) should be in"
     );
     r3_http.set_status(200);
@@ -946,7 +892,7 @@ fn two_thousand_tcp_checks_stay_under_one_core() -> Result<()> {
     std::thread::sleep(SCALE_MEASURE);
     let (cpu1, t1) = (cpu_seconds(pid)?, Instant::now());
     ensure!(daemon.is_running()?, "xvsd exited:\n{}", daemon.log());
-    let listing = admin.listing()?;
+    let listing = listing(&admin)?;
     let listed: usize = listing.services.values().map(BTreeMap::len).sum();
     daemon.stop()?;
     let seen = sink.finish()?;

@@ -16,16 +16,16 @@
 //! cargo test --release -p xvs-tests --test xvsd_netns -- --nocapture
 //! ```
 
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::{
     collections::BTreeMap,
     net::{IpAddr, SocketAddr, TcpStream, UdpSocket},
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
+    path::Path,
+    process::Command,
     time::{Duration, Instant},
 };
 use xvs::control::protocol::Status;
-use xvs_tests::daemon::{binary, Daemon, DaemonArgs, TempDir, STOP_DEADLINE};
+use xvs_tests::daemon::{binary, wait_for, Admin, Daemon, DaemonArgs, TempDir, STOP_DEADLINE};
 use xvs_tests::netns::{
     attach_xdp_pass, exchange_line, Lab, LineResponder, Netns, Port, UdpResponder,
 };
@@ -70,7 +70,6 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long xvsd may take to come up, resolve its reals, and stop.
 const START_DEADLINE: Duration = Duration::from_secs(15);
 const RELOAD_DEADLINE: Duration = Duration::from_secs(2);
-const POLL: Duration = Duration::from_millis(50);
 
 /// ipvsadm's connection-table size in the banner: xvsd's default table.
 const TABLE_SIZE: u32 = lb_common::DEFAULT_CONN_TABLE;
@@ -165,53 +164,6 @@ fn with_weight(conf: &str, real: &str, port: u16, weight: u32) -> Result<String>
 
 // ---------------------------------------------------------------------------
 // The operator's CLI (files, binaries and the daemon are in xvs_tests::daemon)
-
-/// `xvsadm --socket SOCKET ARGS` in the director's namespace, as an
-/// operator runs it there.
-struct Admin {
-    xvsadm: PathBuf,
-    socket: PathBuf,
-    ns: Netns,
-}
-
-impl Admin {
-    fn run(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", self.ns.name()])
-            .arg(&self.xvsadm)
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .context("running xvsadm")?;
-        ensure!(
-            out.status.success(),
-            "`xvsadm {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Ok(String::from_utf8(out.stdout)?)
-    }
-}
-
-/// Polls `f` until it gives a value, or fails with its last error once
-/// `limit` has passed.
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let last = match f() {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => anyhow!("not yet"),
-            Err(e) => e,
-        };
-        if Instant::now() > deadline {
-            return Err(last.context(format!("{what}: gave up after {limit:?}")));
-        }
-        std::thread::sleep(POLL);
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Clients
@@ -1021,11 +973,7 @@ fn xvsd_and_xvsadm_run_keepalived_services_across_namespaces() -> Result<()> {
         extra: &["--metrics-listen", METRICS_ADDR],
     };
     let mut daemon = Daemon::start(&topo.director, &args, &dir)?;
-    let admin = Admin {
-        xvsadm,
-        socket: daemon.socket.clone(),
-        ns: topo.director.clone(),
-    };
+    let admin = Admin::new(&daemon, &topo.director)?;
     let status = wait_ready(&mut daemon, &admin)?;
     println!("status: {status:?}");
     ensure!(status.active && status.xdp_mode == "native", "{status:?}");
