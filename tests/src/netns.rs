@@ -318,6 +318,33 @@ pub fn attach_xdp_pass(ns: &Netns, iface: &str) -> Result<aya::Ebpf> {
     })
 }
 
+/// Binds a TCP listener on `addr` inside `ns`, on a thread of its own, and
+/// runs `serve` on it there. Returns once the socket is bound, with its fd
+/// (for waking `accept` at stop time) and the thread.
+fn spawn_tcp_server(
+    ns: &Netns,
+    addr: SocketAddr,
+    serve: impl FnOnce(TcpListener) -> Result<()> + Send + 'static,
+) -> Result<(RawFd, JoinHandle<Result<()>>)> {
+    let (bound_tx, bound_rx) = mpsc::channel();
+    let thread = spawn_in_netns(&ns.name, move || {
+        let listener = match TcpListener::bind(addr) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = bound_tx.send(Err(e));
+                return Ok(());
+            }
+        };
+        let _ = bound_tx.send(Ok(listener.as_raw_fd()));
+        serve(listener)
+    });
+    let listener_fd = bound_rx
+        .recv_timeout(Duration::from_secs(5))
+        .context("server thread did not start")?
+        .with_context(|| format!("binding {addr} in {}", ns.name))?;
+    Ok((listener_fd, thread))
+}
+
 /// A TCP server in a namespace that answers every connection with a fixed
 /// reply and then closes it. Dropping it stops the server.
 pub struct TcpResponder {
@@ -329,24 +356,11 @@ pub struct TcpResponder {
 impl TcpResponder {
     /// Listens on `addr` inside `ns`; returns once the socket is bound.
     pub fn start(ns: &Netns, addr: SocketAddr, reply: &str) -> Result<TcpResponder> {
-        let (bound_tx, bound_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let (reply, stopping) = (reply.as_bytes().to_vec(), stop.clone());
-        let thread = spawn_in_netns(&ns.name, move || {
-            let listener = match TcpListener::bind(addr) {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = bound_tx.send(Err(e));
-                    return Ok(());
-                }
-            };
-            let _ = bound_tx.send(Ok(listener.as_raw_fd()));
+        let (listener_fd, thread) = spawn_tcp_server(ns, addr, move |listener| {
             serve(&listener, &reply, &stopping)
-        });
-        let listener_fd = bound_rx
-            .recv_timeout(Duration::from_secs(5))
-            .context("responder thread did not start")?
-            .with_context(|| format!("binding {addr} in {}", ns.name))?;
+        })?;
         Ok(TcpResponder {
             listener_fd,
             stop,
@@ -410,18 +424,9 @@ type Connections = Arc<std::sync::Mutex<Vec<(TcpStream, JoinHandle<()>)>>>;
 impl LineResponder {
     /// Listens on `addr` inside `ns`; returns once the socket is bound.
     pub fn start(ns: &Netns, addr: SocketAddr, reply: &str) -> Result<LineResponder> {
-        let (bound_tx, bound_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let (reply, stopping) = (reply.as_bytes().to_vec(), stop.clone());
-        let thread = spawn_in_netns(&ns.name, move || {
-            let listener = match TcpListener::bind(addr) {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = bound_tx.send(Err(e));
-                    return Ok(());
-                }
-            };
-            let _ = bound_tx.send(Ok(listener.as_raw_fd()));
+        let (listener_fd, thread) = spawn_tcp_server(ns, addr, move |listener| {
             let connections = Connections::default();
             for conn in listener.incoming() {
                 if stopping.load(Ordering::SeqCst) {
@@ -441,11 +446,7 @@ impl LineResponder {
                 let _ = thread.join();
             }
             Ok(())
-        });
-        let listener_fd = bound_rx
-            .recv_timeout(Duration::from_secs(5))
-            .context("responder thread did not start")?
-            .with_context(|| format!("binding {addr} in {}", ns.name))?;
+        })?;
         Ok(LineResponder {
             listener_fd,
             stop,
@@ -572,19 +573,10 @@ impl HttpResponder {
 
     /// Listens on `addr` inside `ns`; returns once the socket is bound.
     pub fn start(ns: &Netns, addr: SocketAddr, status: u16, body: &str) -> Result<HttpResponder> {
-        let (bound_tx, bound_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let status = Arc::new(std::sync::atomic::AtomicU16::new(status));
         let (body, stopping, current) = (body.as_bytes().to_vec(), stop.clone(), status.clone());
-        let thread = spawn_in_netns(&ns.name, move || {
-            let listener = match TcpListener::bind(addr) {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = bound_tx.send(Err(e));
-                    return Ok(());
-                }
-            };
-            let _ = bound_tx.send(Ok(listener.as_raw_fd()));
+        let (listener_fd, thread) = spawn_tcp_server(ns, addr, move |listener| {
             for conn in listener.incoming() {
                 if stopping.load(Ordering::SeqCst) {
                     break;
@@ -595,11 +587,7 @@ impl HttpResponder {
                 }
             }
             Ok(())
-        });
-        let listener_fd = bound_rx
-            .recv_timeout(Duration::from_secs(5))
-            .context("HTTP responder thread did not start")?
-            .with_context(|| format!("binding {addr} in {}", ns.name))?;
+        })?;
         Ok(HttpResponder {
             listener_fd,
             stop,
