@@ -133,6 +133,13 @@ impl Director {
         self.push()
     }
 
+    /// A reload: the new configuration under the health engine's view of it,
+    /// pushed once.
+    pub fn reload(&mut self, config: &Config, health: HealthView) -> Result<()> {
+        self.health = health;
+        self.load(config)
+    }
+
     /// The desired services and timeouts from `config`, not yet pushed.
     fn take_config(&mut self, config: &Config) -> Result<()> {
         let local = self.neigh.local_addrs();
@@ -177,6 +184,9 @@ impl Director {
     }
 
     pub fn set_expire_nodest_conn(&mut self, on: bool) -> Result<()> {
+        if self.expire_nodest_conn == on {
+            return Ok(());
+        }
         self.expire_nodest_conn = on;
         self.push()
     }

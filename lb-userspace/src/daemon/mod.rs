@@ -219,12 +219,7 @@ async fn reload(opts: &Options, shared: &Shared, engine: &mut Engine) {
     tracing::info!(file = %opts.config_file.display(), "reloading configuration");
     let result = match read_config(opts) {
         Ok(config) => match engine.reconfigure(&config, checkers::build).await {
-            Ok(()) => {
-                let mut director = lock(shared);
-                director
-                    .load(&config)
-                    .and_then(|()| director.set_health(engine.view()))
-            }
+            Ok(()) => lock(shared).reload(&config, engine.view()),
             Err(e) => Err(e),
         },
         Err(e) => Err(e),
