@@ -2,11 +2,9 @@
 //! own throw-away network namespace (root only), deleted even when it fails.
 
 use std::{
-    fs::{self, File},
+    fs::{self},
     net::IpAddr,
-    os::fd::AsRawFd,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use xvs::realserver::{RealServer, SysctlOutcome, VipOutcome};
@@ -14,50 +12,31 @@ use xvs::realserver::{RealServer, SysctlOutcome, VipOutcome};
 // ---------------------------------------------------------------------------
 // Namespaces and state files
 
+mod netns_common;
+
 /// A network namespace, and a state file, that live as long as this value.
 struct Netns {
-    name: String,
+    ns: netns_common::Netns,
     state: PathBuf,
+}
+
+impl std::ops::Deref for Netns {
+    type Target = netns_common::Netns;
+    fn deref(&self) -> &netns_common::Netns {
+        &self.ns
+    }
 }
 
 impl Netns {
     fn new(tag: &str) -> Self {
-        let name = format!("xvr{}-{tag}", std::process::id() % 10000);
-        // A namespace of a killed earlier run with the same pid may linger.
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run("ip", &["netns", "add", &name]);
-        let state = std::env::temp_dir().join(format!("{name}/realserver.state"));
+        let ns = netns_common::Netns::new(tag);
+        let state = std::env::temp_dir().join(format!("{}/realserver.state", ns.name));
         let _ = fs::remove_dir_all(state.parent().unwrap());
-        let netns = Self { name, state };
-        netns.ip(&["link", "set", "lo", "up"]);
+        let netns = Self { ns, state };
         // A new namespace may inherit the host's values
         // (net.core.devconf_inherit_init_net): start from the defaults.
         netns.set_arp_sysctls([0; 4]);
         netns
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut full = vec!["-n", &self.name];
-        full.extend_from_slice(args);
-        run("ip", &full)
-    }
-
-    /// Runs `f` on a thread that entered this namespace: netlink sockets and
-    /// /proc/sys/net follow the namespace of the thread that opens them.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|scope| {
-            let thread = scope.spawn(|| {
-                let file = File::open(&path).expect("open the namespace");
-                // SAFETY: a valid namespace fd; only this thread moves.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-                f()
-            });
-            thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
     }
 
     fn realserver(&self) -> RealServer {
@@ -103,10 +82,8 @@ impl Netns {
 }
 
 impl Drop for Netns {
+    // The namespace goes with `ns`; the state directory is ours.
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
         let _ = fs::remove_dir_all(self.state.parent().unwrap());
     }
 }
@@ -129,16 +106,6 @@ fn read_sysctl(key: &str) -> i64 {
         .trim()
         .parse()
         .unwrap()
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program).args(args).output().expect("spawn");
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
 }
 
 fn ip(text: &str) -> IpAddr {
