@@ -15,6 +15,8 @@ const USAGE: &str = "\
 usage: xvsd [options]
 
   -f, --use-file FILE       keepalived configuration (default /etc/keepalived/keepalived.conf)
+  -C, --check               no VRRP: forward from the start and leave the VIPs
+                            alone (keepalived -C; another daemon runs VRRP)
   -t, --config-test         check the configuration, print every problem, and exit
                             (0: clean or warnings only, 1: errors)
       --lenient             keywords XVS does not implement yet are warnings, not errors
@@ -55,6 +57,7 @@ fn parse(args: &[String]) -> Result<Option<Cli>> {
             keep_dataplane_on_exit: false,
             expire_nodest_conn: false,
             conn_table_size: lb_common::DEFAULT_CONN_TABLE,
+            vrrp: true,
         },
         config_test: false,
         log_detail: false,
@@ -76,6 +79,7 @@ fn parse(args: &[String]) -> Result<Option<Cli>> {
         match flag {
             "-f" | "--use-file" => o.config_file = PathBuf::from(value(flag)?),
             "-t" | "--config-test" => cli.config_test = true,
+            "-C" | "--check" => o.vrrp = false,
             "--lenient" => o.load.lenient = true,
             "-i" | "--config-id" => o.load.config_id = Some(value(flag)?),
             "-D" | "--log-detail" => cli.log_detail = true,

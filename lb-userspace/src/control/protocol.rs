@@ -103,6 +103,9 @@ pub struct Status {
     pub services: usize,
     /// Reals whose next-hop MAC is not known yet: they get no traffic.
     pub unresolved_reals: Vec<IpAddr>,
+    /// VRRP instances and their states (absent from older daemons).
+    #[serde(default)]
+    pub vrrp: Vec<crate::vrrp::runtime::InstanceStatus>,
 }
 
 impl Response {

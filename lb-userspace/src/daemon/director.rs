@@ -4,6 +4,7 @@
 //! to the data plane and answers the control socket's questions.
 
 use super::rates::Estimator;
+use crate::vrrp::runtime::InstanceStatus;
 use crate::{
     config::{self, Config},
     control::protocol::{Edit, Status},
@@ -72,6 +73,8 @@ pub struct Director {
     unresolved: BTreeSet<IpAddr>,
     reported_unresolved: BTreeSet<IpAddr>,
     vrrp_instances: Vec<String>,
+    /// What the VRRP runtime last reported.
+    vrrp_status: Vec<InstanceStatus>,
     timeouts: Timeouts,
     active: bool,
     service_rates: HashMap<ServiceId, Estimator>,
@@ -98,6 +101,7 @@ impl Director {
             unresolved: BTreeSet::new(),
             reported_unresolved: BTreeSet::new(),
             vrrp_instances: Vec::new(),
+            vrrp_status: Vec::new(),
             timeouts: Timeouts::default(),
             active: false,
             service_rates: HashMap::new(),
@@ -109,14 +113,19 @@ impl Director {
         director.settle_macs(STARTUP_RESOLUTION);
         director.report_unresolved();
         director.push()?;
-        // Until VRRP runs, a director forwards when its configuration says
-        // MASTER, or when it has no VRRP instance at all (standalone).
-        director.set_active(starts_active(config))?;
+        // VRRP turns forwarding on once an instance is MASTER; a director
+        // without VRRP instances forwards from the start (standalone).
+        director.set_active(config.vrrp_instances.is_empty())?;
         Ok(director)
     }
 
     pub fn active(&self) -> bool {
         self.active
+    }
+
+    /// The VRRP instances' states, for status and metrics.
+    pub fn set_vrrp_status(&mut self, status: Vec<InstanceStatus>) {
+        self.vrrp_status = status;
     }
 
     pub fn set_active(&mut self, active: bool) -> Result<()> {
@@ -375,6 +384,7 @@ impl Director {
             active: self.active,
             services: self.desired.len(),
             unresolved_reals: self.unresolved.iter().copied().collect(),
+            vrrp: self.vrrp_status.clone(),
         }
     }
 
@@ -386,6 +396,7 @@ impl Director {
             active: self.active,
             unresolved_reals: self.unresolved.len(),
             vrrp_instances: self.vrrp_instances.clone(),
+            vrrp: self.vrrp_status.clone(),
             healthy: self
                 .health
                 .reals
@@ -511,15 +522,6 @@ fn config_timeouts(config: &Config) -> Timeouts {
         tcp_fin: t.tcpfin.unwrap_or(0),
         udp: t.udp.unwrap_or(0),
     }
-}
-
-fn starts_active(config: &Config) -> bool {
-    config.vrrp_instances.is_empty()
-        || config.vrrp_instances.iter().any(|v| {
-            v.state
-                .as_ref()
-                .is_some_and(|s| s.value == config::model::VrrpState::Master)
-        })
 }
 
 pub fn join_diagnostics(diags: &[config::Diagnostic]) -> String {

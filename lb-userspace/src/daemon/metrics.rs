@@ -24,14 +24,16 @@ pub struct Snapshot {
     pub verdicts: Vec<(&'static str, u64)>,
     pub active: bool,
     pub unresolved_reals: usize,
-    /// VRRP instances by name.
+    /// VRRP instances by name, as configured.
     pub vrrp_instances: Vec<String>,
+    /// Their states, as the VRRP runtime last reported them.
+    pub vrrp: Vec<crate::vrrp::runtime::InstanceStatus>,
     /// Health-check state of every configured real.
     pub healthy: std::collections::BTreeMap<crate::health::RealId, bool>,
 }
 
 /// The states a VRRP instance can be in, as keepalived names them.
-const VRRP_STATES: [&str; 3] = ["MASTER", "BACKUP", "FAULT"];
+const VRRP_STATES: [&str; 4] = ["MASTER", "BACKUP", "FAULT", "STOP"];
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -71,14 +73,20 @@ impl Collector for SnapshotCollector {
     }
 }
 
-/// One series per instance and state, 1 for the current one. VRRP does not
-/// run yet: an instance is MASTER while this director forwards.
+/// One series per instance and state, 1 for the current one; adverts
+/// sent, received and rejected (by reason); the advertised priority.
 fn vrrp_metrics(enc: &mut DescriptorEncoder, s: &Snapshot) -> Result<(), std::fmt::Error> {
-    let current = if s.active { "MASTER" } else { "BACKUP" };
+    let state_of = |name: &str| {
+        s.vrrp
+            .iter()
+            .find(|v| v.name == name)
+            .map_or("STOP", |v| v.state.as_str())
+    };
     let rows: Vec<(Labels, i64)> = s
         .vrrp_instances
         .iter()
         .flat_map(|name| {
+            let current = state_of(name);
             VRRP_STATES.iter().map(move |state| {
                 let labels = vec![("instance", name.clone()), ("state", state.to_string())];
                 (labels, (*state == current) as i64)
@@ -90,6 +98,59 @@ fn vrrp_metrics(enc: &mut DescriptorEncoder, s: &Snapshot) -> Result<(), std::fm
         "xvs_vrrp_state",
         "1 for the VRRP state each instance is in",
         &rows,
+    )?;
+    let per = |f: fn(&crate::vrrp::runtime::InstanceStatus) -> u64| -> Vec<(Labels, u64)> {
+        s.vrrp
+            .iter()
+            .map(|v| (vec![("instance", v.name.clone())], f(v)))
+            .collect()
+    };
+    let prio: Vec<(Labels, i64)> = s
+        .vrrp
+        .iter()
+        .map(|v| (vec![("instance", v.name.clone())], i64::from(v.priority)))
+        .collect();
+    gauge(
+        enc,
+        "xvs_vrrp_priority",
+        "The priority each instance advertises (base plus tracking)",
+        &prio,
+    )?;
+    counter(
+        enc,
+        "xvs_vrrp_adverts_sent",
+        "VRRP adverts sent",
+        &per(|v| v.adverts_sent),
+    )?;
+    counter(
+        enc,
+        "xvs_vrrp_adverts_received",
+        "Valid VRRP adverts received",
+        &per(|v| v.adverts_received),
+    )?;
+    counter(
+        enc,
+        "xvs_vrrp_became_master",
+        "Transitions to MASTER",
+        &per(|v| v.became_master),
+    )?;
+    let rejected: Vec<(Labels, u64)> = s
+        .vrrp
+        .iter()
+        .flat_map(|v| {
+            v.rejected.iter().map(|(reason, n)| {
+                (
+                    vec![("instance", v.name.clone()), ("reason", reason.clone())],
+                    *n,
+                )
+            })
+        })
+        .collect();
+    counter(
+        enc,
+        "xvs_vrrp_adverts_rejected",
+        "VRRP adverts that failed a check, by reason",
+        &rejected,
     )
 }
 

@@ -14,6 +14,7 @@ use crate::health::{checkers, engine::Engine};
 use crate::{
     config::{self, Config, LoadOptions},
     dataplane::{pins, AttachMode, XdpDataplane, XdpOptions},
+    vrrp::{self, runtime::InstanceStatus},
 };
 use anyhow::{bail, Context, Result};
 use director::{Director, Identity};
@@ -49,6 +50,9 @@ pub struct Options {
     /// checks take out, instead of letting them finish.
     pub expire_nodest_conn: bool,
     pub conn_table_size: u32,
+    /// Run the vrrp_instances (keepalived's default). Off (`-C`), the
+    /// director forwards at once and something else owns the VIPs.
+    pub vrrp: bool,
 }
 
 /// Reads and checks the configuration; every problem is logged, one per line.
@@ -126,6 +130,9 @@ async fn run_async(opts: Options) -> Result<()> {
         active = director.active(),
         "configuration applied"
     );
+    if !opts.vrrp {
+        director.set_active(true)?;
+    }
     let shared: Shared = Arc::new(Mutex::new(director));
 
     let (reload_tx, mut reload_rx) = mpsc::channel(4);
@@ -138,6 +145,19 @@ async fn run_async(opts: Options) -> Result<()> {
         tracing::info!(%addr, "serving /metrics");
         tokio::spawn(metrics::serve(listener, shared.clone()));
     }
+    let vrrp_spec = vrrp::spec::Spec::from_config(&config);
+    let vrrp = match (opts.vrrp, vrrp_spec.is_empty()) {
+        (true, false) => Some(vrrp::runtime::start(
+            vrrp_spec.clone(),
+            &config.global,
+            Box::new(DirectorForwarding(shared.clone())),
+        )?),
+        (false, false) => {
+            tracing::warn!("VRRP is off (-C): this director forwards whatever reaches it");
+            None
+        }
+        _ => None,
+    };
     notify::ready();
 
     let mut hup = signal(SignalKind::hangup())?;
@@ -148,8 +168,8 @@ async fn run_async(opts: Options) -> Result<()> {
     let mut health = engine.start();
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&opts, &shared, &mut engine).await,
-            Some(()) = reload_rx.recv() => reload(&opts, &shared, &mut engine).await,
+            _ = hup.recv() => reload(&opts, &shared, &mut engine, &vrrp_spec).await,
+            Some(()) = reload_rx.recv() => reload(&opts, &shared, &mut engine, &vrrp_spec).await,
             Ok(()) = health.changed() => {
                 let view = health.borrow_and_update().clone();
                 if let Err(e) = lock(&shared).set_health(view) {
@@ -168,6 +188,11 @@ async fn run_async(opts: Options) -> Result<()> {
     }
     notify::stopping();
     tracing::info!("stopping");
+    // A MASTER hands over first (priority 0), then stops forwarding and
+    // removes its VIPs.
+    if let Some(vrrp) = vrrp {
+        vrrp.shutdown().await;
+    }
     // Stops the checks and runs the omega notifiers.
     engine.shutdown().await;
     Ok(())
@@ -214,14 +239,19 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Director> {
 
 /// SIGHUP: a bad configuration keeps the running one, and says why. Health
 /// state carries over, so unchanged reals do not flap.
-async fn reload(opts: &Options, shared: &Shared, engine: &mut Engine) {
+async fn reload(opts: &Options, shared: &Shared, engine: &mut Engine, vrrp: &vrrp::spec::Spec) {
     notify::reloading();
     tracing::info!(file = %opts.config_file.display(), "reloading configuration");
     let result = match read_config(opts) {
-        Ok(config) => match engine.reconfigure(&config, checkers::build).await {
-            Ok(()) => lock(shared).reload(&config, engine.view()),
-            Err(e) => Err(e),
-        },
+        Ok(config) => {
+            if opts.vrrp && vrrp::spec::Spec::from_config(&config) != *vrrp {
+                tracing::error!("the VRRP part of the configuration changed: it takes effect when xvsd restarts; the running instances keep their state");
+            }
+            match engine.reconfigure(&config, checkers::build).await {
+                Ok(()) => lock(shared).reload(&config, engine.view()),
+                Err(e) => Err(e),
+            }
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -241,4 +271,20 @@ fn refresh_neighbours(shared: &Shared) {
         }
     }
     director.report_unresolved();
+}
+
+/// VRRP's hold on the director: forwarding follows MASTER, and the
+/// instances' states go to status and metrics.
+struct DirectorForwarding(Shared);
+
+impl vrrp::runtime::Forwarding for DirectorForwarding {
+    fn set_forwarding(&mut self, on: bool) {
+        if let Err(e) = lock(&self.0).set_active(on) {
+            tracing::error!(error = %format!("{e:#}"), on, "switching the data plane failed");
+        }
+    }
+
+    fn report(&mut self, status: &[InstanceStatus]) {
+        lock(&self.0).set_vrrp_status(status.to_vec());
+    }
 }

@@ -433,6 +433,24 @@ impl Vrrp {
         Vec::new()
     }
 
+    /// A `vrrp_sync_group` member became MASTER: this one follows at once
+    /// (keepalived `vrrp_sync_master`). Only a BACKUP moves.
+    pub fn sync_master(&mut self, now: Instant) -> Vec<Action> {
+        match self.state {
+            State::Backup => self.goto_master(now),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A `vrrp_sync_group` member fell back to BACKUP: a MASTER member
+    /// follows (keepalived `vrrp_sync_backup`).
+    pub fn sync_backup(&mut self, now: Instant) -> Vec<Action> {
+        match self.state {
+            State::Master => self.leave_master(State::Backup, now),
+            _ => Vec::new(),
+        }
+    }
+
     /// Stops the instance. A master first advertises priority 0 so that a
     /// backup takes over after Skew_Time (RFC 5798 §6.4.3, keepalived
     /// `vrrp_restore_interface` with `advF`).

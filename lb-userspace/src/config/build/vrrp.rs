@@ -181,6 +181,11 @@ fn instance_keyword(kw: &str, s: &Stmt, v: &mut VrrpInstance, d: &mut Diags) {
         "skip_check_adv_addr" => v.skip_check_adv_addr = args::optional_bool(s, d),
         "strict_mode" => v.strict_mode = args::optional_bool(s, d),
         "check_unicast_src" => v.check_unicast_src = args::flag(s, d),
+        "v3_checksum_as_v2" => {
+            if let Some(on) = args::optional_bool(s, d) {
+                v.v3_checksum_as_v2 = on;
+            }
+        }
         other => unhandled(other, s, d),
     }
 }

@@ -222,6 +222,7 @@ pub(super) const VRRP_INSTANCE: &[&str] = &[
     "skip_check_adv_addr",
     "strict_mode",
     "check_unicast_src",
+    "v3_checksum_as_v2",
 ];
 
 pub(super) const VRRP_INSTANCE_NOT_IMPLEMENTED: &[&str] = &[

@@ -154,6 +154,9 @@ pub struct VrrpInstance {
     pub skip_check_adv_addr: Option<bool>,
     pub strict_mode: Option<bool>,
     pub check_unicast_src: bool,
+    /// VRRPv3 over IPv4: checksum without the pseudo-header (keepalived
+    /// 2.2.8's `v3_checksum_as_v2`, for Cisco/Juniper peers).
+    pub v3_checksum_as_v2: bool,
     pub pos: Pos,
 }
 
@@ -194,6 +197,7 @@ impl VrrpInstance {
             skip_check_adv_addr: None,
             strict_mode: None,
             check_unicast_src: false,
+            v3_checksum_as_v2: false,
             pos,
         }
     }
