@@ -241,6 +241,11 @@ pub struct GlobalConfig {
     /// is passed, so two directors never forward to each other.
     pub active: u32,
     pub flags: u32,
+    /// When non-zero, forwarding also stops at this CLOCK_MONOTONIC time
+    /// (ns). A VRRP MASTER renews it with every advert, so the data plane of
+    /// a daemon that died (SIGKILL) stops by the time its backup takes
+    /// over, instead of forwarding on beside it.
+    pub active_until_ns: u64,
     /// Idle timeout per `ipvs::ConnState`, in seconds.
     pub timeouts_s: [u32; ipvs::STATE_COUNT],
 }
@@ -250,6 +255,7 @@ impl Default for GlobalConfig {
         GlobalConfig {
             active: 0,
             flags: 0,
+            active_until_ns: 0,
             timeouts_s: ipvs::DEFAULT_TIMEOUTS_S,
         }
     }

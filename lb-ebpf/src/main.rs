@@ -52,6 +52,11 @@ fn process(ctx: &XdpContext) -> Verdict {
     if cfg.active == 0 {
         return Verdict::PassInactive;
     }
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    // The MASTER's lease ran out: its daemon stopped advertising.
+    if cfg.active_until_ns != 0 && now > cfg.active_until_ns {
+        return Verdict::PassInactive;
+    }
     if l3.fragment {
         return Verdict::PassFragment;
     }
@@ -59,7 +64,7 @@ fn process(ctx: &XdpContext) -> Verdict {
         Ok(l4) => l4,
         Err(v) => return v,
     };
-    balance(ctx, cfg, &l3, &l4)
+    balance(ctx, cfg, &l3, &l4, now)
 }
 
 /// One bit per address hash: a clear bit proves the address is no VIP.
@@ -73,7 +78,7 @@ fn maybe_vip(l3: &L3) -> bool {
 }
 
 #[inline(always)]
-fn balance(ctx: &XdpContext, cfg: &GlobalConfig, l3: &L3, l4: &L4) -> Verdict {
+fn balance(ctx: &XdpContext, cfg: &GlobalConfig, l3: &L3, l4: &L4, now: u64) -> Verdict {
     let key = ConnKey {
         saddr: words_to_addr(l3.saddr),
         daddr: words_to_addr(l3.daddr),
@@ -83,7 +88,6 @@ fn balance(ctx: &XdpContext, cfg: &GlobalConfig, l3: &L3, l4: &L4) -> Verdict {
         family: l3.family,
         _pad: [0; 2],
     };
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let known_flow = match conn::lookup(&key, l4.tcp_flags, now, cfg) {
         conn::Lookup::Hit { dest_idx, dest } => {
             stats::forwarded(dest.service_id, dest_idx, l3.ip_len, false);

@@ -1139,6 +1139,41 @@ fn v6_vlan_tagged_vip_packet_keeps_its_tag() {
     }
 }
 
+/// The VRRP MASTER's lease: an active data plane whose daemon stopped
+/// renewing it (SIGKILL) passes everything once it runs out, established
+/// flows too, and forwards again when renewed.
+#[test]
+fn expired_lease_passes_everything_until_renewed() {
+    use std::time::Duration;
+    let mut dp = active_dataplane(&[tcp_svc(
+        VIP,
+        SchedulerKind::Rr,
+        vec![real_n(1, 1), real_n(2, 1)],
+    )]);
+    dp.set_lease(Some(Duration::from_secs(60))).unwrap();
+    let est_mac = forward(&dp, &tcp(client(1), 1000, ip(VIP), TCP_SYN));
+
+    dp.set_lease(Some(Duration::ZERO)).unwrap();
+    // The program's clock is coarse (a jiffy): let it pass the deadline.
+    std::thread::sleep(Duration::from_millis(20));
+    assert_pass(
+        &dp,
+        &tcp(client(2), 2000, ip(VIP), TCP_SYN),
+        Verdict::PassInactive,
+    );
+    assert_pass(
+        &dp,
+        &tcp(client(1), 1000, ip(VIP), TCP_ACK),
+        Verdict::PassInactive,
+    );
+
+    dp.set_lease(Some(Duration::from_secs(60))).unwrap();
+    assert_tx_to(&dp, &tcp(client(1), 1000, ip(VIP), TCP_ACK), est_mac);
+    // No lease at all (no VRRP): forwarding never lapses.
+    dp.set_lease(None).unwrap();
+    assert_tx_to(&dp, &tcp(client(1), 1000, ip(VIP), TCP_ACK), est_mac);
+}
+
 #[test]
 fn v6_inactive_director_passes_until_active_again() {
     let mut dp = active_dataplane(&[v6_service(SchedulerKind::Rr, 2)]);

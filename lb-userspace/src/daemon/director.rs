@@ -128,6 +128,11 @@ impl Director {
         self.vrrp_status = status;
     }
 
+    /// See [`Dataplane::set_lease`].
+    pub fn renew_lease(&mut self, lease: Duration) -> Result<()> {
+        self.dp.set_lease(Some(lease))
+    }
+
     pub fn set_active(&mut self, active: bool) -> Result<()> {
         self.dp.set_active(active)?;
         self.active = active;

@@ -284,6 +284,12 @@ impl vrrp::runtime::Forwarding for DirectorForwarding {
         }
     }
 
+    fn renew(&mut self, lease: Duration) {
+        if let Err(e) = lock(&self.0).renew_lease(lease) {
+            tracing::error!(error = %format!("{e:#}"), "renewing the forwarding lease failed");
+        }
+    }
+
     fn report(&mut self, status: &[InstanceStatus]) {
         lock(&self.0).set_vrrp_status(status.to_vec());
     }

@@ -66,6 +66,12 @@ pub trait Dataplane {
     fn apply(&mut self, services: &[ServiceSpec]) -> anyhow::Result<()>;
     /// Forward (VRRP MASTER) or pass everything (BACKUP, FAULT).
     fn set_active(&mut self, active: bool) -> anyhow::Result<()>;
+    /// Forwarding stops `lease` from now unless renewed (None: never). The
+    /// VRRP MASTER renews it with each advert: a dead daemon's data plane
+    /// must not forward beside its successor.
+    fn set_lease(&mut self, _lease: Option<std::time::Duration>) -> anyhow::Result<()> {
+        Ok(())
+    }
     fn set_timeouts(&mut self, timeouts: Timeouts) -> anyhow::Result<()>;
     fn stats(&self) -> anyhow::Result<Vec<ServiceStats>>;
     /// `ipvsadm -Z`: zero the counters of one service (and its reals) or all.

@@ -1000,6 +1000,17 @@ fn filter_bit(vip: IpAddr) -> u32 {
     vip_filter_bit(family, lb_common::addr_words(&addr))
 }
 
+/// CLOCK_MONOTONIC in ns: the clock of the program's bpf_ktime_get_coarse_ns.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Removes a pin; one already gone is fine.
 fn remove_pin(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
@@ -1033,6 +1044,14 @@ impl Dataplane for XdpDataplane {
 
     fn set_active(&mut self, active: bool) -> Result<()> {
         self.global.active = active as u32;
+        self.write_global()
+    }
+
+    fn set_lease(&mut self, lease: Option<std::time::Duration>) -> Result<()> {
+        self.global.active_until_ns = match lease {
+            Some(d) => monotonic_ns().saturating_add(d.as_nanos() as u64),
+            None => 0,
+        };
         self.write_global()
     }
 

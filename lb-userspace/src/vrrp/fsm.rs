@@ -21,7 +21,7 @@ pub const PRIO_OWNER: u8 = 255;
 pub const PRIO_STOP: u8 = 0;
 /// Master_Down_Interval counts this many advertisement intervals (keepalived's
 /// default `down_timer_adverts`).
-const DOWN_TIMER_ADVERTS: u32 = 3;
+pub const DOWN_TIMER_ADVERTS: u32 = 3;
 
 /// The protocol version, which changes how Skew_Time is computed and whether a
 /// backup adopts the master's advertisement interval.

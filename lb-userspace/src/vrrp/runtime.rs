@@ -43,6 +43,9 @@ const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 pub trait Forwarding: Send {
     /// Turns the data plane's forwarding on or off, before returning.
     fn set_forwarding(&mut self, on: bool);
+    /// Forwarding stops after `lease` unless renewed: a MASTER renews it
+    /// with each advert, for as long as a backup would wait for the next.
+    fn renew(&mut self, lease: Duration);
     /// The instances' states, after every change (status and metrics).
     fn report(&mut self, status: &[InstanceStatus]);
 }
@@ -645,7 +648,16 @@ impl Runtime {
     fn act(&mut self, i: usize, act: Action, now: Instant) {
         let inst = &mut self.instances[i];
         match act {
-            Action::SendAdvert { priority, interval } => inst.send_advert(priority, interval),
+            Action::SendAdvert { priority, interval } => {
+                inst.send_advert(priority, interval);
+                if inst.state() == State::Master && priority != fsm::PRIO_STOP {
+                    // A backup takes over 3 adverts + skew after the last:
+                    // by then this data plane must have stopped, should
+                    // this daemon die now.
+                    self.forwarding
+                        .renew(inst.spec.advert_int * fsm::DOWN_TIMER_ADVERTS);
+                }
+            }
             Action::AddVips => inst.add_vips(),
             Action::RemoveVips => inst.remove_vips(),
             Action::SetForwarding(_) => self.sync_forwarding(),
