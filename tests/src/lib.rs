@@ -4,5 +4,7 @@
 pub mod bench;
 pub mod daemon;
 pub mod fixtures;
+pub mod keepalived;
+pub mod lab;
 pub mod netns;
 pub mod packet;
