@@ -2,6 +2,7 @@
 //! Every command that builds runs `setup` first, so a fresh machine works.
 
 mod setup;
+mod vm;
 
 use anyhow::{bail, Context, Result};
 use std::{
@@ -19,7 +20,13 @@ usage: cargo xtask <command> [args]
   test         setup + build-ebpf + run every test (needs root)
   lint         rustfmt --check and clippy -D warnings, userspace and eBPF
   bench [-- ARGS]  setup + build-ebpf + run the benchmark (needs root)
-  run [-- ARGS]    build, then run xvsd with ARGS";
+  run [-- ARGS]    build, then run xvsd with ARGS
+  vm [OPTIONS] [-- COMMAND ARGS]
+               boot a stock Debian kernel (real IPVS) under QEMU/TCG, run
+               COMMAND inside (default: ipvsadm -L -n), exit with its code.
+               --mem MB, --smp N, --timeout SECS, --share DIR (read-only at
+               the same path; default: the workspace and its target dir),
+               --env K=V, --no-build (skip building the release binaries)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -75,12 +82,88 @@ fn main() -> Result<()> {
             a.extend(rest);
             cargo(&a)
         }
+        "vm" => vm_command(&args[1..]),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
         }
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
+}
+
+/// `cargo xtask vm`: see vm.rs.
+fn vm_command(args: &[String]) -> Result<()> {
+    let mut opts = vm::RunOptions::default();
+    let mut build = true;
+    let mut command: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "--" => {
+                command = it.by_ref().cloned().collect();
+                break;
+            }
+            "--mem" => opts.mem_mb = value(arg)?.parse().context("--mem")?,
+            "--smp" => opts.smp = value(arg)?.parse().context("--smp")?,
+            "--timeout" => {
+                opts.timeout =
+                    std::time::Duration::from_secs(value(arg)?.parse().context("--timeout")?)
+            }
+            "--share" => opts.shares.push(PathBuf::from(value(arg)?)),
+            "--env" => {
+                let v = value(arg)?;
+                let (k, v) = v.split_once('=').context("--env wants K=V")?;
+                opts.env.push((k.to_string(), v.to_string()));
+            }
+            "--no-build" => build = false,
+            other => bail!("unknown vm option {other:?}\n{USAGE}"),
+        }
+    }
+    if !is_root() {
+        bail!("cargo xtask vm needs root (apt, and the guest's downloads)");
+    }
+    if build {
+        prepare()?;
+        cargo(&["build", "--release", "-p", "lb-userspace", "--bins"])?;
+    }
+    let root = root();
+    if opts.shares.is_empty() {
+        opts.shares.push(root.clone());
+        let target = env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        if !target.starts_with(&root) {
+            opts.shares.push(target);
+        }
+    }
+    // The release binaries run in the guest: their libraries go in.
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    for bin in ["xvsd", "xvsadm"] {
+        let path = target.join("release").join(bin);
+        if path.is_file() {
+            opts.binaries.push(path);
+        }
+    }
+    opts.env.push(("XVS_IN_GUEST".into(), "1".into()));
+    opts.workdir = Some(root.clone());
+    if command.is_empty() {
+        command = ["sh", "-c", "uname -r; ipvsadm -L -n"]
+            .map(String::from)
+            .to_vec();
+    }
+    let guest = vm::Guest::prepare(&vm::default_cache(&root)).context("building the guest")?;
+    let out = guest.run(&command, &opts)?;
+    if out.code != 0 {
+        eprintln!("xtask vm: the command exited {} in the guest", out.code);
+    }
+    std::process::exit(out.code);
 }
 
 fn prepare() -> Result<()> {

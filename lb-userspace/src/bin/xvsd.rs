@@ -25,6 +25,8 @@ usage: xvsd [options]
   -l, --log-console         log to the console even under systemd
       --interface IFACE     attach here (default: the vrrp_instance's interface)
       --xdp-mode MODE       native, skb or auto (default auto: native, else skb)
+      --backend KIND        data plane: xdp, ipvs (the kernel's IPVS) or auto
+                            (XDP, else IPVS); default xdp
       --control-socket PATH control socket (default /run/xvs/xvsd.sock)
       --metrics-listen ADDR serve Prometheus /metrics on ADDR (e.g. 127.0.0.1:9910; off by default)
       --instance NAME       name of this daemon (default: default)
@@ -51,6 +53,7 @@ fn parse(args: &[String]) -> Result<Option<Cli>> {
             load: LoadOptions::default(),
             interface: None,
             xdp_mode: AttachMode::Auto,
+            backend: daemon::backend::Backend::Xdp,
             control_socket: PathBuf::from(DEFAULT_SOCKET),
             metrics_listen: None,
             instance: "default".to_string(),
@@ -86,6 +89,7 @@ fn parse(args: &[String]) -> Result<Option<Cli>> {
             "-l" | "--log-console" => cli.log_console = true,
             "--interface" => o.interface = Some(value(flag)?),
             "--xdp-mode" => o.xdp_mode = value(flag)?.parse()?,
+            "--backend" => o.backend = value(flag)?.parse()?,
             "--control-socket" => o.control_socket = PathBuf::from(value(flag)?),
             "--metrics-listen" => {
                 let v = value(flag)?;

@@ -2,6 +2,7 @@
 //! control socket and metrics. Signals as keepalived: SIGHUP reloads (only
 //! the difference is applied), SIGTERM/SIGINT stop.
 
+pub mod backend;
 pub mod control;
 pub mod director;
 pub mod logging;
@@ -42,6 +43,8 @@ pub struct Options {
     pub load: LoadOptions,
     pub interface: Option<String>,
     pub xdp_mode: AttachMode,
+    /// `--backend`: XDP, the kernel's IPVS, or XDP falling back to IPVS.
+    pub backend: backend::Backend,
     pub control_socket: PathBuf,
     pub metrics_listen: Option<SocketAddr>,
     pub instance: String,
@@ -114,16 +117,16 @@ async fn run_async(opts: Options) -> Result<()> {
     // A checker that cannot work (missing script, no port...) is a
     // configuration error, refused before anything is attached.
     let mut engine = Engine::new(&config, checkers::build)?;
-    let (dp, mode) = start_dataplane(&opts, &iface)?;
+    let started = backend::start(opts.backend, &opts, &iface, start_dataplane)?;
     let identity = Identity {
         instance: opts.instance.clone(),
         config_file: opts.config_file.display().to_string(),
         interface: iface.clone(),
-        xdp_mode: format!("{mode:?}").to_lowercase(),
-        table_size: dp.conn_table_size()?,
+        xdp_mode: started.mode.clone(),
+        table_size: started.table_size,
     };
     let neigh = Box::new(neigh::KernelNeighbours);
-    let mut director = Director::new(Box::new(dp), neigh, identity, &config, engine.view())?;
+    let mut director = Director::new(started.dataplane, neigh, identity, &config, engine.view())?;
     director.set_expire_nodest_conn(opts.expire_nodest_conn)?;
     tracing::info!(
         services = director.status().services,

@@ -1,6 +1,7 @@
 //! The seam between the control plane and whatever forwards packets. XDP is
 //! the default backend; an IPVS backend implements the same trait.
 
+pub mod ipvs;
 pub mod pins;
 pub mod xdp;
 
@@ -8,6 +9,7 @@ use crate::model::{Protocol, ServiceId, ServiceSpec};
 use lb_common::{ipvs::ConnState, Counters};
 use std::net::IpAddr;
 
+pub use ipvs::IpvsDataplane;
 pub use xdp::{AttachMode, XdpDataplane, XdpOptions};
 
 /// IPVS's three user-settable timeouts (`ipvsadm --set tcp tcpfin udp`), in seconds.
