@@ -84,10 +84,15 @@ fn wait_ready(daemon: &mut Daemon, admin: &Admin) -> Result<()> {
         ensure!(daemon.is_running()?, "xvsd exited:\n{}", daemon.log());
         Ok(admin.run(&["-L", "-n"]).ok())
     })?;
-    wait_for("every real resolved", START_DEADLINE, || {
-        let status = daemon.status()?;
-        Ok(status.unresolved_reals.is_empty().then_some(()))
-    })
+    // VRRP: the instance becomes MASTER one advert (+ skew) after start.
+    wait_for(
+        "every real resolved and VRRP MASTER",
+        START_DEADLINE,
+        || {
+            let status = daemon.status()?;
+            Ok((status.unresolved_reals.is_empty() && status.active).then_some(()))
+        },
+    )
 }
 
 /// Namespaces of this run still present in /run/netns.
@@ -225,8 +230,6 @@ fn build_topology() -> Result<Topology> {
         &director_if,
         &format!("{DIRECTOR_IP}/{PREFIX_LEN}"),
     )?;
-    // What VRRP MASTER would do: the director holds the VIP.
-    director.add_addr(&director_if, &format!("{VIP}/32"))?;
     let mut reals = Vec::new();
     for (name, ip) in REALS {
         let real = lab.add_netns(name)?;

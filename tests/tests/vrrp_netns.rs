@@ -31,6 +31,10 @@ struct Instance {
     auth_pass: Option<&'static str>,
     nopreempt: bool,
     notify: Option<String>,
+    /// `unicast_src_ip` and one `unicast_peer` instead of multicast.
+    unicast: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// An IPv6 VIP (VRRPv3 over IPv6) instead of the IPv4 one.
+    vip6: Option<&'static str>,
 }
 
 impl Instance {
@@ -44,6 +48,8 @@ impl Instance {
             auth_pass: Some("xvs-pass"),
             nopreempt: false,
             notify: None,
+            unicast: None,
+            vip6: None,
         }
     }
 
@@ -86,8 +92,17 @@ fn conf(lab: &DrLab, v: &Instance, reals: &[Ipv4Addr]) -> String {
             .as_ref()
             .map(|n| format!("    notify \"{n}\"\n"))
             .unwrap_or_default(),
-        lab.vip,
+        v.vip6.map_or(lab.vip.to_string(), |v6| v6.to_string()),
     );
+    if v.vip6.is_some() {
+        text = text.replace("/24\n", "/64\n");
+    }
+    if let Some((src, peer)) = v.unicast {
+        text = text.replace(
+            "    virtual_ipaddress {",
+            &format!("    unicast_src_ip {src}\n    unicast_peer {{\n        {peer}\n    }}\n    virtual_ipaddress {{"),
+        );
+    }
     text += &format!(
         "virtual_server {} {SERVICE_PORT} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n",
         lab.vip
@@ -721,4 +736,140 @@ fn sync_group_members_move_together() -> Result<()> {
         "director 1's instances: {states:?}"
     );
     Ok(())
+}
+
+/// unicast_peer instead of multicast, against keepalived: XVS MASTER,
+/// keepalived BACKUP, which takes over when XVS dies.
+#[test]
+fn keepalived_interop_unicast() -> Result<()> {
+    let mut lab = lab("vuni", 43)?;
+    let dir = TempDir::new("vuni-ka")?;
+    let (xvs_ip, ka_ip) = (lab.directors[0].ip, lab.directors[1].ip);
+    let xvs = Instance {
+        unicast: Some((xvs_ip, ka_ip)),
+        ..Instance::v2("MASTER", 150)
+    };
+    let ka = Instance {
+        unicast: Some((ka_ip, xvs_ip)),
+        ..Instance::v2("BACKUP", 100)
+    };
+    let reals = real_ips(&lab);
+    let c = conf(&lab, &xvs, &reals);
+    lab.start_director(0, &c)?;
+    lab.wait_master(0, LONG)?;
+    let _ka = keepalived(&lab, &dir, &ka)?;
+    std::thread::sleep(Duration::from_secs(4));
+    ensure!(
+        !keepalived_is_master(&lab)?,
+        "keepalived must stay BACKUP behind XVS"
+    );
+    ensure!(
+        xvs_status(&lab, 0)?.adverts_received == 0,
+        "a BACKUP sends nothing"
+    );
+    lab.kill_director(0)?;
+    wait_for("keepalived MASTER", LONG, || {
+        Ok(keepalived_is_master(&lab)?.then_some(()))
+    })?;
+    // And XVS, back as BACKUP at a lower priority, hears it by unicast.
+    let back = Instance {
+        state: "BACKUP",
+        priority: 50,
+        ..xvs
+    };
+    let c = conf(&lab, &back, &reals);
+    lab.start_director(0, &c)?;
+    wait_for("adverts from keepalived by unicast", LONG, || {
+        Ok((xvs_status(&lab, 0)?.adverts_received > 2).then_some(()))
+    })?;
+    ensure!(lab.masters()?.is_empty(), "XVS must stay BACKUP");
+    Ok(())
+}
+
+fn holds_vip6(lab: &DrLab, i: usize, vip: &str) -> Result<bool> {
+    let out = lab.directors[i]
+        .ns
+        .ip(&["-6", "-o", "addr", "show", "dev", DIRECTOR_IF])?;
+    Ok(out.contains(&format!("inet6 {vip}/")))
+}
+
+/// VRRPv3 over IPv6 (link-local sources, ff02::12), against keepalived in
+/// both roles.
+#[test]
+fn keepalived_interop_v3_ipv6() -> Result<()> {
+    const VIP6: &str = "fd00:44::100";
+    let mut lab = lab("vka6", 44)?;
+    let dir = TempDir::new("vka6-ka")?;
+    let v6 = |state, prio| Instance {
+        vip6: Some(VIP6),
+        ..Instance::v3(state, prio, "0.5")
+    };
+    // Link-local addresses must be past DAD before anyone can advertise.
+    std::thread::sleep(Duration::from_secs(2));
+    let reals = real_ips(&lab);
+    let mut ka = keepalived(&lab, &dir, &v6("MASTER", 150))?;
+    wait_for("keepalived MASTER", LONG, || {
+        Ok(holds_vip6(&lab, 1, VIP6)?.then_some(()))
+    })
+    .with_context(|| ka.log())?;
+    let c = conf(&lab, &v6("BACKUP", 100), &reals);
+    lab.start_director(0, &c)?;
+    wait_for("adverts from keepalived", LONG, || {
+        Ok((xvs_status(&lab, 0)?.adverts_received > 2).then_some(()))
+    })?;
+    ensure!(
+        !holds_vip6(&lab, 0, VIP6)?,
+        "XVS must stay BACKUP: {:?}",
+        xvs_status(&lab, 0)?
+    );
+    ka.kill();
+    lab.directors[1].ns.ip(&[
+        "-6",
+        "addr",
+        "del",
+        &format!("{VIP6}/64"),
+        "dev",
+        DIRECTOR_IF,
+    ])?;
+    wait_for("XVS MASTER", LONG, || {
+        Ok(holds_vip6(&lab, 0, VIP6)?.then_some(()))
+    })?;
+    ensure!(lab.forwards(0), "XVS MASTER forwards");
+
+    let _ka = keepalived(&lab, &dir, &v6("BACKUP", 100))?;
+    std::thread::sleep(Duration::from_secs(3));
+    ensure!(
+        !holds_vip6(&lab, 1, VIP6)?,
+        "keepalived must stay BACKUP behind XVS"
+    );
+    lab.kill_director(0)?;
+    wait_for("keepalived MASTER", LONG, || {
+        Ok(holds_vip6(&lab, 1, VIP6)?.then_some(()))
+    })
+}
+
+/// The instance's own interface going down is a FAULT: no VIP, no
+/// forwarding, and the backup takes over; back up, it is BACKUP again.
+#[test]
+fn interface_down_is_a_fault() -> Result<()> {
+    let mut lab = lab("vflt", 45)?;
+    let fast = |state, prio| Instance::v3(state, prio, "0.2");
+    start_pair(&mut lab, &fast("BACKUP", 150), &fast("BACKUP", 100))?;
+    lab.wait_master(0, LONG)?;
+    lab.directors[0]
+        .ns
+        .ip(&["link", "set", DIRECTOR_IF, "down"])?;
+    lab.wait_master(1, LONG)?;
+    wait_for("director 1 in FAULT", LONG, || {
+        Ok((xvs_status(&lab, 0)?.state == "FAULT").then_some(()))
+    })?;
+    ensure!(!lab.forwards(0), "a FAULT director must not forward");
+    lab.directors[0]
+        .ns
+        .ip(&["link", "set", DIRECTOR_IF, "up"])?;
+    // Priority 150 preempts once it is back.
+    lab.wait_master(0, LONG)?;
+    wait_for("one MASTER", LONG, || {
+        Ok((lab.masters()? == vec![0]).then_some(()))
+    })
 }

@@ -102,9 +102,6 @@ fn build_topology() -> Result<Topology> {
     let director = lab.add_netns("director")?;
     let director_if = format!("xvd{}", std::process::id() % 100_000);
     let director_port = switch.plug(&director, &director_if, &cidr(DIRECTOR_IP))?;
-    // What VRRP MASTER would do: the director holds (and answers ARP for)
-    // the VIP. XVS does not run VRRP yet.
-    director.add_addr(&director_if, &format!("{VIP}/32"))?;
     let mut reals = Vec::new();
     for (name, ip, _) in REALS {
         let real = lab.add_netns(name)?;
@@ -607,10 +604,15 @@ fn wait_ready(daemon: &mut Daemon, admin: &Admin) -> Result<Status> {
         ensure!(daemon.is_running()?, "xvsd exited");
         Ok(admin.run(&["-L", "-n"]).ok())
     })?;
-    wait_for("every real resolved", START_DEADLINE, || {
-        let status = daemon.status()?;
-        Ok(status.unresolved_reals.is_empty().then_some(status))
-    })
+    // VRRP: the instance becomes MASTER one advert (+ skew) after start.
+    wait_for(
+        "every real resolved and VRRP MASTER",
+        START_DEADLINE,
+        || {
+            let status = daemon.status()?;
+            Ok((status.unresolved_reals.is_empty() && status.active).then_some(status))
+        },
+    )
 }
 
 fn tally(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {

@@ -103,7 +103,7 @@ pub fn run(opts: Options) -> Result<()> {
     if result.is_ok() {
         if opts.keep_dataplane_on_exit {
             let pins = pins::instance_dir(&opts.instance)?;
-            tracing::info!(pins = %pins.display(), "stopped; the data plane keeps forwarding until an xvsd of this instance adopts it");
+            tracing::info!(pins = %pins.display(), "stopped; the data plane stays loaded, flows and all, for the next xvsd of this instance: without VRRP it keeps forwarding meanwhile, with VRRP it forwards again once that xvsd is MASTER");
         } else {
             tracing::info!("data plane detached; stopped");
         }

@@ -204,7 +204,7 @@ struct Instance {
     /// Tracking says FAULT (the group's members share it).
     own_fault: bool,
     status: InstanceStatus,
-    last_reject_log: HashMap<&'static str, (Instant, u64)>,
+    last_reject_log: HashMap<&'static str, (Option<Instant>, u64)>,
 }
 
 impl Instance {
@@ -395,17 +395,31 @@ impl Instance {
             // Other routers' instances share the group: not a problem.
             return;
         }
-        let entry = self
-            .last_reject_log
-            .entry(reason)
-            .or_insert((now - REJECT_LOG_EVERY, 0));
-        if now.duration_since(entry.0) < REJECT_LOG_EVERY {
-            entry.1 += 1;
-            return;
+        if let Some(unlogged) = self.log_due(reason, now) {
+            tracing::warn!(instance = %self.spec.name, %from, reason, detail = ?why, unlogged, "VRRP advert ignored");
         }
-        let unlogged = std::mem::take(&mut entry.1);
-        entry.0 = now;
-        tracing::warn!(instance = %self.spec.name, %from, reason, detail = ?why, unlogged, "VRRP advert ignored");
+    }
+
+    /// keepalived only logs an advert whose addresses differ from ours.
+    fn addresses_differ(&mut self, from: IpAddr, theirs: &[IpAddr], now: Instant) {
+        if let Some(unlogged) = self.log_due("addresses", now) {
+            tracing::warn!(instance = %self.spec.name, %from, ?theirs, ours = ?self.spec.advertised(), unlogged, "advert's addresses differ from ours (accepted, as keepalived does)");
+        }
+    }
+
+    /// Whether a line about `key` may be logged now, and how many were
+    /// not logged since the last one.
+    fn log_due(&mut self, key: &'static str, now: Instant) -> Option<u64> {
+        let entry = self.last_reject_log.entry(key).or_insert((None, 0));
+        if entry
+            .0
+            .is_some_and(|t| now.duration_since(t) < REJECT_LOG_EVERY)
+        {
+            entry.1 += 1;
+            return None;
+        }
+        entry.0 = Some(now);
+        Some(std::mem::take(&mut entry.1))
     }
 }
 
@@ -545,7 +559,7 @@ impl Runtime {
         };
         inst.status.adverts_received += 1;
         if !decoded.addrs_match {
-            inst.reject(pkt.src, &Reject::AddrListMismatch, now);
+            inst.addresses_differ(pkt.src, &decoded.advert.addrs, now);
         }
         let a = &decoded.advert;
         let rx = fsm::Received::from_cs(a.priority, a.interval_cs, pkt.src);
