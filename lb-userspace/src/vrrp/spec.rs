@@ -313,6 +313,19 @@ mod tests {
     }
 
     #[test]
+    fn v3_checksum_as_v2_and_unicast_carry_over() {
+        let s = spec(
+            "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 9\n version 3\n \
+             v3_checksum_as_v2\n unicast_src_ip 10.0.0.1\n unicast_peer {\n 10.0.0.2\n }\n \
+             virtual_ipaddress {\n 10.0.0.100\n }\n}\n",
+        );
+        let i = &s.instances[0];
+        assert!(i.v3_checksum_as_v2);
+        assert_eq!(i.src, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(i.peers, vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
     fn ipv6_is_v3_and_the_owner_starts_master() {
         let s = spec(
             "vrrp_instance V6 {\n interface eth0\n virtual_router_id 7\n priority 255\n \
