@@ -21,27 +21,39 @@ pub const STOP_DEADLINE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(25);
 
 /// A private directory for configuration, socket, scripts and logs;
-/// removed on drop.
-pub struct TempDir(PathBuf);
+/// removed on drop unless [`TempDir::keep`] was called.
+pub struct TempDir {
+    path: PathBuf,
+    keep: bool,
+}
 
 impl TempDir {
     pub fn new(tag: &str) -> Result<TempDir> {
-        let path = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+        TempDir::at(std::env::temp_dir().join(format!("{tag}-{}", std::process::id())))
+    }
+
+    /// A fresh (emptied) directory at exactly `path`.
+    pub fn at(path: PathBuf) -> Result<TempDir> {
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(TempDir(path))
+        Ok(TempDir { path, keep: false })
+    }
+
+    /// Leaves the directory in place when this is dropped.
+    pub fn keep(&mut self) {
+        self.keep = true;
     }
 
     pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
+        self.path.join(name)
     }
 
     pub fn root(&self) -> &Path {
-        &self.0
+        &self.path
     }
 
     pub fn path(&self) -> &str {
-        self.0.to_str().expect("temp dir path is UTF-8")
+        self.path.to_str().expect("temp dir path is UTF-8")
     }
 
     /// Writes an executable script.
@@ -55,8 +67,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            eprintln!("removing {}: {e}", self.0.display());
+        if self.keep {
+            return;
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            eprintln!("removing {}: {e}", self.path.display());
         }
     }
 }
@@ -65,8 +80,13 @@ impl Drop for TempDir {
 /// or in the workspace's target/release (`cargo xtask test` builds them).
 pub fn binary(name: &str) -> Result<PathBuf> {
     let mut candidates = Vec::new();
-    if let Some(profile_dir) = std::env::current_exe()?.parent().and_then(Path::parent) {
+    let exe = std::env::current_exe()?;
+    if let Some(profile_dir) = exe.parent().and_then(Path::parent) {
         candidates.push(profile_dir.join(name));
+    }
+    // A binary of this crate (xvs-lab) sits in the profile directory itself.
+    if let Some(exe_dir) = exe.parent() {
+        candidates.push(exe_dir.join(name));
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     candidates.push(workspace.join("target/release").join(name));
@@ -93,6 +113,16 @@ pub struct DaemonArgs<'a> {
     pub extra: &'a [&'a str],
 }
 
+/// How [`Daemon::start_with`] runs xvsd beyond its arguments.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SpawnOptions {
+    /// Let xvsd outlive this process: no parent-death signal, and a
+    /// session of its own, so neither this process's exit nor a Ctrl-C at
+    /// its terminal stops it. Call [`Daemon::release`] to leave it running
+    /// when the guard goes. Default: xvsd dies with this process.
+    pub detach: bool,
+}
+
 /// `xvsd` running in a namespace. Dropping it stops it (SIGTERM, then
 /// SIGKILL) and shows its log unless the test stopped it cleanly.
 pub struct Daemon {
@@ -101,24 +131,46 @@ pub struct Daemon {
     pub socket: PathBuf,
     /// Set once the test has stopped the daemon on purpose.
     pub stopped: bool,
+    /// Set by [`Daemon::release`]: the drop leaves xvsd running.
+    released: bool,
 }
 
 impl Daemon {
     pub fn start(ns: &Netns, args: &DaemonArgs, dir: &TempDir) -> Result<Daemon> {
+        Daemon::start_with(ns, args, dir, SpawnOptions::default())
+    }
+
+    pub fn start_with(
+        ns: &Netns,
+        args: &DaemonArgs,
+        dir: &TempDir,
+        spawn: SpawnOptions,
+    ) -> Result<Daemon> {
         let log = dir.join("xvsd.log");
         let socket = dir.join("xvsd.sock");
         let out = File::create(&log)?;
         // `ip netns exec` execs the program in place: the child is xvsd.
         let mut command = Command::new("ip");
-        // Should the test process die without unwinding (SIGKILL, a harness
-        // timeout), the kernel stops xvsd: PDEATHSIG survives exec.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+        if spawn.detach {
+            // SAFETY: setsid in the child before exec; no allocation.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::setsid();
+                    Ok(())
+                });
+            }
+        } else {
+            // Should the test process die without unwinding (SIGKILL, a
+            // harness timeout), the kernel stops xvsd: PDEATHSIG survives
+            // exec.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         command
             .args(["netns", "exec", ns.name()])
@@ -143,11 +195,22 @@ impl Daemon {
             log,
             socket,
             stopped: false,
+            released: false,
         })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Leaves xvsd running when this guard is dropped (start it detached).
+    pub fn release(mut self) {
+        self.released = true;
+    }
+
+    /// Where xvsd logs.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     pub fn signal(&self, signal: libc::c_int) -> Result<()> {
@@ -200,6 +263,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if self.released {
+            return;
+        }
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = self.signal(libc::SIGTERM);
             if !matches!(self.wait_exit(STOP_DEADLINE), Ok(Some(_))) {
@@ -224,9 +290,14 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(daemon: &Daemon, ns: &Netns) -> Result<Admin> {
+        Admin::at(&daemon.socket, ns)
+    }
+
+    /// The xvsd whose control socket is `socket`, running in `ns`.
+    pub fn at(socket: &Path, ns: &Netns) -> Result<Admin> {
         Ok(Admin {
             xvsadm: binary("xvsadm")?,
-            socket: daemon.socket.clone(),
+            socket: socket.to_path_buf(),
             ns: ns.clone(),
         })
     }

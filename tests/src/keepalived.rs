@@ -28,6 +28,14 @@ impl Keepalived {
         std::fs::write(&conf_path, conf)?;
         let log = dir.join(&format!("{name}.log"));
         let vrrp_pid = dir.join(&format!("{name}-vrrp.pid"));
+        let pid = dir.join(&format!("{name}.pid"));
+        let checkers_pid = dir.join(&format!("{name}-checkers.pid"));
+        // keepalived refuses to start ("daemon is already running") when a
+        // pid file of an earlier run names a live process, which a reused
+        // pid can do.
+        for stale in [&vrrp_pid, &pid, &checkers_pid] {
+            let _ = std::fs::remove_file(stale);
+        }
         let out = File::create(&log)?;
         let mut command = Command::new("ip");
         // SAFETY: prctl in the child before exec; no allocation.
@@ -43,9 +51,11 @@ impl Keepalived {
             .arg("--use-file")
             .arg(&conf_path)
             .arg("--pid")
-            .arg(dir.join(&format!("{name}.pid")))
+            .arg(&pid)
             .arg("--vrrp_pid")
             .arg(&vrrp_pid)
+            .arg("--checkers_pid")
+            .arg(&checkers_pid)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)

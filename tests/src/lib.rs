@@ -8,3 +8,6 @@ pub mod keepalived;
 pub mod lab;
 pub mod netns;
 pub mod packet;
+pub mod perf_lab;
+pub mod plot;
+pub mod showcase;

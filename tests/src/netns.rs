@@ -92,6 +92,13 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// The existing namespace `name` (e.g. one a previous run left up).
+    pub fn named(name: &str) -> Netns {
+        Netns {
+            name: name.to_string(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -151,8 +158,22 @@ impl Lab {
         }
     }
 
+    /// A lab whose namespaces are named exactly `<prefix><short name>`:
+    /// for a lab that must be found again by name (`xvs-lab down`).
+    pub fn with_prefix(prefix: &str) -> Lab {
+        Lab {
+            prefix: prefix.to_string(),
+            namespaces: Vec::new(),
+        }
+    }
+
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// Leaves the namespaces in place when this is dropped.
+    pub fn keep(&mut self) {
+        self.namespaces.clear();
     }
 
     /// Names of the namespaces created so far.

@@ -14,6 +14,11 @@ use std::{
 const USAGE: &str = "\
 usage: cargo xtask <command> [args]
 
+  lab [up|down|status]
+               setup + build, then the lab (needs root): a client, two
+               directors and three real servers in network namespaces,
+               and each thing XVS does, step by step; `up` leaves it
+               running, `down` removes it, `status` shows it
   setup        install what the build and tests need (idempotent)
   build-ebpf   build the XDP objects into target/bpf
   build        setup + build-ebpf + build the userspace (release)
@@ -56,6 +61,8 @@ fn main() -> Result<()> {
         }
         "bench" => {
             prepare()?;
+            // The lab parts run xvsd.
+            cargo(&["build", "--release", "-p", "lb-userspace", "--bins"])?;
             let mut a = vec![
                 "run",
                 "--release",
@@ -82,6 +89,7 @@ fn main() -> Result<()> {
             a.extend(rest);
             cargo(&a)
         }
+        "lab" => lab(&rest),
         "vm" => vm_command(&args[1..]),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
@@ -164,6 +172,59 @@ fn vm_command(args: &[String]) -> Result<()> {
         eprintln!("xtask vm: the command exited {} in the guest", out.code);
     }
     std::process::exit(out.code);
+}
+
+/// `cargo xtask lab [up|down|status]`: builds xvsd, xvsadm and xvs-lab
+/// (setup included), then runs xvs-lab. `down` and `status` only build
+/// xvs-lab, and use the one there is should that fail: a lab left up must
+/// be removable whatever state the tree is in.
+fn lab(args: &[&str]) -> Result<()> {
+    let sub = args.first().copied().unwrap_or("run");
+    if !["run", "up", "down", "status", "help", "-h", "--help"].contains(&sub) {
+        bail!("unknown lab command {sub:?}: cargo xtask lab [up|down|status]");
+    }
+    let xvs_lab = target_dir().join("release/xvs-lab");
+    let build_lab = || cargo(&["build", "--release", "-p", "xvs-tests", "--bin", "xvs-lab"]);
+    if sub == "down" || sub == "status" {
+        if let Err(e) = build_lab() {
+            if !xvs_lab.is_file() {
+                return Err(e);
+            }
+            eprintln!(
+                "xtask: building xvs-lab failed ({e:#}); using {}",
+                xvs_lab.display()
+            );
+        }
+    } else {
+        prepare()?;
+        cargo(&["build", "--release", "-p", "lb-userspace", "--bins"])?;
+        build_lab()?;
+    }
+    if !is_root() {
+        bail!(
+            "the lab needs root (network namespaces, XDP): run `sudo -E cargo xtask lab{}`",
+            args.iter().map(|a| format!(" {a}")).collect::<String>()
+        );
+    }
+    let mut child = Command::new(&xvs_lab)
+        .args(args)
+        .spawn()
+        .with_context(|| format!("starting {}", xvs_lab.display()))?;
+    // A Ctrl-C reaches xvs-lab too, which then removes the lab: wait for
+    // that rather than return to the shell in the middle of it.
+    // SAFETY: plain signal(2), after the child has its own dispositions.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let status = child.wait()?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 fn prepare() -> Result<()> {
