@@ -17,6 +17,8 @@ const PACKAGES: &[&str] = &[
     "keepalived",
     "ipvsadm",
     "xdp-tools",
+    // The bench's plots: DejaVu Sans, read at run time.
+    "fonts-dejavu-core",
 ];
 
 pub fn run() -> Result<()> {

@@ -26,7 +26,7 @@ use std::{
     fmt::Write as _,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::PathBuf,
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 use xvs::{
     dataplane::{xdp::addr_bytes, Dataplane, XdpDataplane, XdpOptions},
@@ -36,6 +36,8 @@ use xvs_tests::{
     bench::{paired_deltas, records_json, MachineInfo, Record, Rng, Summary},
     fixtures::{real, real_mac, service},
     packet::{Frame, TCP_ACK, TCP_SYN},
+    perf_lab::{apply_time, failover_bench, lab_bench, render_figures, Figure, LabPlan},
+    plot,
 };
 
 const XDP_PASS: u32 = 2;
@@ -56,19 +58,81 @@ const WARMUP_ROUNDS: usize = 1;
 const SHUFFLE_SEED: u64 = 0x5eed_0fa1;
 
 const USAGE: &str = "\
-usage: xvs-bench [--quick] [--rounds N] [--repeat N] [--calls N] [--cpu N]
+usage: xvs-bench [--quick] [--rounds N] [--repeat N] [--calls N] [--cpu N] [--skip PARTS]
 
   --quick       5 rounds, repeat=2000, 200 calls per batch (a smoke run)
   --rounds N    measured rounds (default 30)
   --repeat N    TEST_RUN repeat of the repeat-mode cases (default 20000)
   --calls N     repeat=1 calls per batch of the per-call cases (default 2000)
-  --cpu N       CPU to pin to (default: the last one this process may use)";
+  --cpu N       CPU to pin to (default: the last one this process may use)
+  --skip PARTS  comma-separated parts not to run: matrix (schedulers, persistence,
+                table sizes), scale (conn table, SYN flood), lab (veth pps),
+                control (apply, RSS, health checks), failover (VRRP vs keepalived)";
 
 fn main() -> Result<()> {
     let args = Args::parse()?;
-    let cpu = pin_to_cpu(args.cpu)?;
     let machine = MachineInfo::read();
     let started = Instant::now();
+    // The lab parts run first, before this process is pinned to one CPU:
+    // their generator, daemons and probers need both cores.
+    let mut rng = Rng::new(SHUFFLE_SEED ^ 0x1ab);
+    let mut figures: Vec<Figure> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut plots = Plots::default();
+    if args.runs("control") {
+        println!("control plane: apply 1,000 services x 10 reals ...");
+        figures.extend(apply_time(
+            1000,
+            10,
+            if args.quick { 3 } else { 10 },
+            &mut rng,
+        )?);
+    }
+    if args.runs("lab") {
+        println!("lab: forwarded pps through the veth lab, XVS vs xvs_mac_swap_tx ...");
+        let plan = LabPlan {
+            rounds: if args.quick { 4 } else { 15 },
+            window: Duration::from_millis(if args.quick { 500 } else { 1000 }),
+            flows: if args.quick { 4096 } else { 65_536 },
+            extra_services: 999,
+            checks: if args.runs("control") { 2000 } else { 0 },
+            daemon_windows: if args.quick { 3 } else { 10 },
+        };
+        match lab_bench(&plan, &mut rng) {
+            Ok(out) => {
+                figures.extend(out.figures);
+                notes.extend(out.notes);
+                plots.pps = out.samples.pps;
+            }
+            Err(e) => {
+                eprintln!("lab bench failed: {e:#}");
+                notes.push(format!("lab bench failed: {e:#}"));
+            }
+        }
+    }
+    if args.runs("failover") {
+        let (scenarios, runs): (&[(u8, &str)], usize) = if args.quick {
+            (&[(3, "0.1")], 2)
+        } else {
+            (&[(2, "1"), (3, "0.1")], 20)
+        };
+        println!("failover: {runs} runs each of {scenarios:?}, XVS and keepalived interleaved ...");
+        match failover_bench(scenarios, runs, &mut rng) {
+            Ok((f, samples)) => {
+                figures.extend(f);
+                plots.failover = samples.series;
+            }
+            Err(e) => {
+                eprintln!("failover bench failed: {e:#}");
+                notes.push(format!("failover bench failed: {e:#}"));
+            }
+        }
+        if args.quick {
+            notes.push("--quick: failover only VRRPv3 advert_int 0.1, 2 runs (full: v2 advert_int 1 and v3 0.1, 20 runs each)".into());
+        }
+    }
+
+    let cpu = pin_to_cpu(args.cpu)?;
     println!(
         "xvs-bench: {} rounds (+{WARMUP_ROUNDS} warm-up), repeat={}, calls={}, pinned to CPU {cpu}",
         args.rounds, args.repeat, args.calls
@@ -92,7 +156,15 @@ fn main() -> Result<()> {
     );
     println!("{table_note}");
 
-    let cases = cases(&setup);
+    let mut cases = cases(&setup);
+    let mut matrix_note = String::from("matrix skipped (--skip matrix)");
+    if args.runs("matrix") {
+        println!("loading the matrix's data planes (schedulers, persistence, table sizes) ...");
+        let (more, note) = matrix_cases(&mut programs, &args)?;
+        cases.extend(more);
+        matrix_note = note;
+        println!("{matrix_note}");
+    }
     let mut bench = Bench::new(programs, &args);
     // Flows for established_many to revisit from its first round on.
     bench.open_flows(Family::V4, args.calls)?;
@@ -102,21 +174,293 @@ fn main() -> Result<()> {
     let samples = bench.run_rounds(&cases, args.rounds)?;
     let results = summarize(&cases, &samples);
     let eviction_note = bench.check_no_eviction(started)?;
+    let programs = bench.programs;
+    if args.runs("scale") {
+        println!("connection-table scale and SYN flood ...");
+        let (f, note) = table_scale(&programs, &args)?;
+        figures.extend(f);
+        notes.push(note);
+    }
+    drop(programs);
 
     let table = render_table(&cases, &results);
     let methods = render_methods(&cases, &args);
-    println!("\n{table}\n{methods}\n{eviction_note}");
+    let fig_table = render_figures(&figures);
+    println!("\n{table}\n{methods}\n{eviction_note}\n{fig_table}");
+    for n in &notes {
+        println!("note: {n}");
+    }
     println!(
         "ran {:.1} s (wall clock, including setup)",
         started.elapsed().as_secs_f64()
     );
 
-    let notes = [duration_note, table_note, eviction_note];
+    notes.splice(
+        0..0,
+        [duration_note, table_note, matrix_note, eviction_note],
+    );
+    plots.cases = cases
+        .iter()
+        .zip(&results)
+        .filter_map(|(c, r)| {
+            r.delta
+                .as_ref()
+                .map(|(_, base)| (c.name.to_string(), c.group, r.summary.median, base.median))
+        })
+        .collect();
     let written = write_outputs(
-        &cases, &results, &args, &machine, cpu, &table, &methods, &notes,
+        &cases, &results, &args, &machine, cpu, &table, &methods, &notes, &figures, &plots,
     )?;
     println!("wrote {written}");
     Ok(())
+}
+
+/// What the PNG plots are drawn from.
+#[derive(Default)]
+struct Plots {
+    /// (case, group, median ns, its baseline's median ns)
+    cases: Vec<(String, &'static str, f64, f64)>,
+    pps: Vec<(f64, f64)>,
+    failover: Vec<xvs_tests::perf_lab::FailoverSeries>,
+}
+
+// ---------------------------------------------------------------- table scale
+
+/// Figure 3: established-flow cost (and so single-core pps) with 10k, 100k
+/// and 1M live flows in the table, against the per-call baseline in the
+/// same rounds; the table's memory; then the LRU under a SYN flood.
+fn table_scale(programs: &Programs, args: &Args) -> Result<(Vec<Figure>, String)> {
+    let sizes: &[u32] = if args.quick {
+        &[10_000, 100_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+    let table = 1u32 << 21;
+    let mut dp = XdpDataplane::load(XdpOptions {
+        conn_table_size: table,
+        persist_table_size: 1 << 12,
+    })?;
+    dp.apply(&services())?;
+    dp.set_active(true)?;
+    let memlock = map_memlock(table);
+    let mut figures = Vec::new();
+    let mut opened = 0u32;
+    let rounds = args.rounds.min(if args.quick { 5 } else { 15 });
+    let calls = args.calls;
+    let mut rng = Rng::new(SHUFFLE_SEED ^ 0x5ca1e);
+    let base_frame = Frame::tcp(ip(CLIENT4), CLIENT_PORT, ip(VIP4), PORT, TCP_ACK).build();
+    for &n in sizes {
+        while opened < n {
+            opened += 1;
+            for flags in [TCP_SYN, TCP_ACK] {
+                let (action, _) = dp.test_run(&flow_frame(Family::V4, opened, flags))?;
+                if action != XDP_TX {
+                    bail!("opening scale flow {opened}: action {action}");
+                }
+            }
+        }
+        let live = dp.connections()?.len();
+        let (mut case, mut base) = (Vec::new(), Vec::new());
+        for _ in 0..rounds + 1 {
+            let mut order = [true, false];
+            rng.shuffle(&mut order);
+            let mut s = [0.0; 2];
+            for xvs in order {
+                let frames: Vec<Vec<u8>> = (0..calls)
+                    .map(|_| {
+                        if xvs {
+                            let f = 1 + (rng.next_u64() % n as u64) as u32;
+                            flow_frame(Family::V4, f, TCP_ACK)
+                        } else {
+                            base_frame.clone()
+                        }
+                    })
+                    .collect();
+                let mut total = 0.0;
+                for f in &frames {
+                    let (action, ns) = if xvs {
+                        dp.test_run_repeat(f, 1)?
+                    } else {
+                        programs.run(Program::MacSwapTx, f, 1)?
+                    };
+                    if action != XDP_TX {
+                        bail!("scale case: action {action}");
+                    }
+                    total += ns;
+                }
+                s[usize::from(!xvs)] = total / calls as f64;
+            }
+            case.push(s[0]);
+            base.push(s[1]);
+        }
+        let (case, base) = (&case[1..], &base[1..]);
+        let d = Summary::of(&paired_deltas(case, base));
+        let b = Summary::of(base);
+        let method = format!(
+            "{live} live flows in a {table}-entry LRU conn table (opened with SYN+ACK); {rounds} \
+             rounds, each {calls} repeat=1 TEST_RUN calls of an ACK of a random live flow, \
+             interleaved with the same number of xvs_mac_swap_tx calls (baseline)"
+        );
+        let label = match n {
+            1_000_000 => "1m".to_string(),
+            n => format!("{}k", n / 1000),
+        };
+        figures.push(
+            Figure::of(
+                "connection-table scale",
+                &format!("scale_{label}_flows_established_over_baseline_ns"),
+                "ns",
+                &d,
+            )
+            .baseline(b.median)
+            .method(method.clone()),
+        );
+        let pps: Vec<f64> = case.iter().map(|ns| 1e9 / ns).collect();
+        let ratio: Vec<f64> = case.iter().zip(base).map(|(c, b)| b / c).collect();
+        figures.push(
+            Figure::of(
+                "connection-table scale",
+                &format!("scale_{label}_flows_pps_one_core"),
+                "pps",
+                &Summary::of(&pps),
+            )
+            .baseline(1e9 / b.median)
+            .method(format!("1e9 / per-call ns; {method}")),
+        );
+        figures.push(
+            Figure::of(
+                "connection-table scale",
+                &format!("scale_{label}_flows_pps_ratio_vs_baseline"),
+                "ratio",
+                &Summary::of(&ratio),
+            )
+            .baseline(1.0)
+            .method(format!("per-round baseline ns / XVS ns; {method}")),
+        );
+        if let Some(bytes) = memlock {
+            figures.push(
+                Figure::of(
+                    "connection-table scale",
+                    &format!("scale_{label}_flows_conn_table_mib"),
+                    "MiB",
+                    &Summary::of(&[bytes as f64 / (1 << 20) as f64]),
+                )
+                .method(format!(
+                    "memlock of the {table}-entry conn table map (/proc/self/fdinfo): the LRU \
+                     hash is preallocated, so it does not grow with live flows"
+                )),
+            );
+        }
+    }
+    drop(dp);
+    let (flood, note) = syn_flood(args)?;
+    figures.extend(flood);
+    Ok((figures, note))
+}
+
+/// `memlock` of this process's LRU hash map with `entries` entries.
+fn map_memlock(entries: u32) -> Option<u64> {
+    let dir = std::fs::read_dir("/proc/self/fdinfo").ok()?;
+    for e in dir.flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let field = |k: &str| {
+            text.lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(str::to_string)
+        };
+        if field("map_type:").as_deref() == Some("9")
+            && field("max_entries:").as_deref() == Some(&entries.to_string())
+        {
+            return field("memlock:").and_then(|v| v.parse().ok());
+        }
+    }
+    None
+}
+
+/// The LRU under a SYN flood: a 65,536-entry table with established flows
+/// that keep sending, flooded with 4x its size of SYNs from new clients.
+fn syn_flood(args: &Args) -> Result<(Vec<Figure>, String)> {
+    let table = 1u32 << 16;
+    let established = 2_000u32;
+    let flood = if args.quick { table } else { 4 * table };
+    let every = 8u32;
+    let mut dp = XdpDataplane::load(XdpOptions {
+        conn_table_size: table,
+        persist_table_size: 1 << 12,
+    })?;
+    dp.apply(&services())?;
+    dp.set_active(true)?;
+    for n in 1..=established {
+        for flags in [TCP_SYN, TCP_ACK] {
+            dp.test_run(&flow_frame(Family::V4, n, flags))?;
+        }
+    }
+    let verdict = |dp: &XdpDataplane, v: Verdict| -> Result<u64> {
+        Ok(dp
+            .verdicts()?
+            .into_iter()
+            .find(|(x, _)| *x == v)
+            .map_or(0, |(_, n)| n))
+    };
+    let t = Instant::now();
+    let mut lost_during = 0u64;
+    let mut next = 0u32;
+    for i in 0..flood {
+        let (action, _) = dp.test_run(&flow_frame(Family::V6, i + 1, TCP_SYN))?;
+        if action != XDP_TX {
+            bail!("flood SYN {i}: action {action}");
+        }
+        if i % every == 0 {
+            next = next % established + 1;
+            let before = verdict(&dp, Verdict::PassNoConn)?;
+            dp.test_run(&flow_frame(Family::V4, next, TCP_ACK))?;
+            lost_during += verdict(&dp, Verdict::PassNoConn)? - before;
+        }
+    }
+    let flood_s = t.elapsed().as_secs_f64();
+    let before = verdict(&dp, Verdict::PassNoConn)?;
+    for n in 1..=established {
+        dp.test_run(&flow_frame(Family::V4, n, TCP_ACK))?;
+    }
+    let evicted_est = verdict(&dp, Verdict::PassNoConn)? - before;
+    let live = dp.connections()?.len() as u64;
+    let total = (established + flood) as u64;
+    let method = format!(
+        "{table}-entry LRU conn table, {established} established flows, then {flood} SYNs of new \
+         clients (IPv6, one TEST_RUN each, {:.0} k/s) with an ACK of the next established flow \
+         every {every} SYNs (each established flow sends every {} flood SYNs); afterwards an ACK \
+         of every established flow: one without its entry gets PassNoConn",
+        flood as f64 / flood_s / 1e3,
+        established * every
+    );
+    let fig = |name: &str, unit: &str, v: f64| {
+        Figure::of("LRU under a SYN flood", name, unit, &Summary::of(&[v])).method(method.clone())
+    };
+    let figures = vec![
+        fig("lru_flood_established_evicted", "flows", evicted_est as f64)
+            .target(0.0, false)
+            .baseline(established as f64),
+        fig(
+            "lru_flood_established_misses_during",
+            "packets",
+            lost_during as f64,
+        ),
+        fig(
+            "lru_flood_entries_evicted",
+            "flows",
+            (total - live.min(total)) as f64,
+        )
+        .baseline(total as f64),
+    ];
+    Ok((
+        figures,
+        format!(
+            "SYN flood: {flood} new flows into a {table}-entry table: {live} entries live after, \
+             {} established flows of {established} evicted",
+            evicted_est
+        ),
+    ))
 }
 
 // ---------------------------------------------------------------- arguments
@@ -127,12 +471,19 @@ struct Args {
     repeat: u32,
     calls: u32,
     cpu: Option<usize>,
+    skip: Vec<String>,
 }
 
 impl Args {
+    /// Whether `part` runs (not in `--skip`).
+    fn runs(&self, part: &str) -> bool {
+        !self.skip.iter().any(|s| s == part)
+    }
+
     fn parse() -> Result<Args> {
         let mut quick = false;
         let (mut rounds, mut repeat, mut calls, mut cpu) = (None, None, None, None);
+        let mut skip = Vec::new();
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -141,6 +492,10 @@ impl Args {
                 "--repeat" => repeat = Some(number(&mut it, "--repeat")?),
                 "--calls" => calls = Some(number(&mut it, "--calls")?),
                 "--cpu" => cpu = Some(number(&mut it, "--cpu")?),
+                "--skip" => {
+                    let v = it.next().ok_or_else(|| anyhow!("--skip needs a value"))?;
+                    skip.extend(v.split(',').map(|p| p.trim().to_string()));
+                }
                 "--" => {}
                 "-h" | "--help" => {
                     println!("{USAGE}");
@@ -160,6 +515,7 @@ impl Args {
             repeat: repeat.unwrap_or(d_repeat as usize) as u32,
             calls: calls.unwrap_or(d_calls as usize) as u32,
             cpu,
+            skip,
         };
         if args.rounds == 0 || args.repeat == 0 || args.calls == 0 {
             bail!("--rounds, --repeat and --calls must be at least 1");
@@ -169,8 +525,13 @@ impl Args {
 
     fn command_line(&self) -> String {
         let mode = if self.quick { " --quick" } else { "" };
+        let skip = if self.skip.is_empty() {
+            String::new()
+        } else {
+            format!(" --skip {}", self.skip.join(","))
+        };
         format!(
-            "xvs-bench{mode} --rounds {} --repeat {} --calls {}",
+            "xvs-bench{mode} --rounds {} --repeat {} --calls {}{skip}",
             self.rounds, self.repeat, self.calls
         )
     }
@@ -223,12 +584,15 @@ enum Program {
     MacSwapTx,
     /// Baseline: bare XDP_PASS.
     Pass,
+    /// The balancer loaded with one of the matrix's configurations
+    /// (`Programs::tables[i]`).
+    Table(usize),
 }
 
 impl Program {
     fn label(self) -> &'static str {
         match self {
-            Program::Xvs => "xvs",
+            Program::Xvs | Program::Table(_) => "xvs",
             Program::MacSwapTx => "xvs_mac_swap_tx",
             Program::Pass => "xvs_pass",
         }
@@ -238,6 +602,8 @@ impl Program {
 struct Programs {
     dp: XdpDataplane,
     baseline: Ebpf,
+    /// The matrix's data planes: other schedulers, persistence, table sizes.
+    tables: Vec<XdpDataplane>,
 }
 
 impl Programs {
@@ -257,15 +623,28 @@ impl Programs {
             prog.load()
                 .with_context(|| format!("loading baseline program {name}"))?;
         }
-        Ok(Programs { dp, baseline })
+        Ok(Programs {
+            dp,
+            baseline,
+            tables: Vec::new(),
+        })
+    }
+
+    /// The data plane a program runs on; None for the baselines.
+    fn dataplane(&self, program: Program) -> Option<&XdpDataplane> {
+        match program {
+            Program::Xvs => Some(&self.dp),
+            Program::Table(i) => self.tables.get(i),
+            Program::MacSwapTx | Program::Pass => None,
+        }
     }
 
     /// One BPF_PROG_TEST_RUN of `frame`, `repeat` times in the kernel: the
     /// XDP action and the kernel-reported mean ns per run.
     fn run(&self, program: Program, frame: &[u8], repeat: u32) -> Result<(u32, f64)> {
-        if program == Program::Xvs {
+        if let Some(dp) = self.dataplane(program) {
             // Returns TestRunResult.duration, i.e. the kernel's per-run mean.
-            return self.dp.test_run_repeat(frame, repeat);
+            return dp.test_run_repeat(frame, repeat);
         }
         let prog: &Xdp = self
             .baseline
@@ -386,7 +765,7 @@ fn open_flow(dp: &XdpDataplane, client: IpAddr, vip: IpAddr) -> Result<Vec<u8>> 
     let state = dp
         .connections()?
         .into_iter()
-        .find(|c| c.client == (client, CLIENT_PORT))
+        .find(|c| c.client == (client, CLIENT_PORT) && c.virtual_.0 == vip)
         .map(|c| c.state);
     if state != Some(lb_common::ipvs::ConnState::Established) {
         bail!("flow {client} -> {vip} is {state:?} after SYN+ACK, expected ESTABLISHED");
@@ -423,6 +802,251 @@ fn conn_table_size(args: &Args) -> u32 {
     wanted.clamp(lb_common::DEFAULT_CONN_TABLE as u64, 1 << 26) as u32
 }
 
+// ---------------------------------------------------------------- matrix
+
+/// The table sizes of the size grid, (services, reals per service). The
+/// full 3 x 3 cross product of {1, 100, 10,000} services and {1, 10, 1,000}
+/// reals would need up to 10M reals; the data plane holds 65,536
+/// (`MAX_DESTS`), so the grid keeps the six combinations that fit.
+const GRID: [(u32, u32); 6] = [(1, 1), (1, 10), (1, 1000), (100, 1), (100, 10), (10_000, 1)];
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// The schedulers x persistence matrix, one case per service.
+fn sched_variants() -> Vec<(SchedulerKind, bool)> {
+    let mut out = Vec::new();
+    for sched in [
+        SchedulerKind::Rr,
+        SchedulerKind::Wrr,
+        SchedulerKind::Sh {
+            fallback: false,
+            port: false,
+        },
+    ] {
+        for persist in [false, true] {
+            out.push((sched, persist));
+        }
+    }
+    out
+}
+
+/// Conn-table entries of every matrix data plane: room for all the new
+/// flows of the busiest one (6 services) without eviction; the full run
+/// lands on the daemon's default, 2^20, like the main cases.
+fn matrix_conn_table(args: &Args) -> u32 {
+    let wanted = 2 * 6 * (args.rounds + WARMUP_ROUNDS) as u64 * args.calls as u64;
+    (wanted * 2)
+        .next_power_of_two()
+        .clamp(1 << 16, lb_common::DEFAULT_CONN_TABLE as u64) as u32
+}
+
+/// Loads the matrix's data planes into `programs.tables` and returns their
+/// cases: each scheduler with and without persistence (IPv4 and IPv6), and
+/// the size grid (IPv4, rr), each compared with its baseline in the same
+/// rounds as everything else.
+fn matrix_cases(programs: &mut Programs, args: &Args) -> Result<(Vec<Case>, String)> {
+    use Mode::{PerCall, Repeat};
+    let conn_table_size = matrix_conn_table(args);
+    let load = || {
+        XdpDataplane::load(XdpOptions {
+            conn_table_size,
+            persist_table_size: lb_common::DEFAULT_PERSIST_TABLE,
+        })
+        .context("loading a matrix data plane")
+    };
+    let tx = Some(Verdict::Tx);
+    let mut cases = Vec::new();
+    let mut note =
+        format!("matrix: every data plane has a {conn_table_size}-entry conn table; apply times:");
+    // Schedulers x persistence, 10 reals each, one data plane per family.
+    for family in [Family::V4, Family::V6] {
+        let fam = if family == Family::V4 { "v4" } else { "v6" };
+        let mut specs = Vec::new();
+        for (i, (sched, persist)) in sched_variants().into_iter().enumerate() {
+            let i = i as u16 + 1;
+            let vip = match family {
+                Family::V4 => IpAddr::V4(Ipv4Addr::new(10, 0, 2, i as u8)),
+                Family::V6 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, i)),
+            };
+            let reals = (1..=10u16)
+                .map(|r| {
+                    let addr = match family {
+                        Family::V4 => IpAddr::V4(Ipv4Addr::new(10, 1, i as u8, r as u8)),
+                        Family::V6 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, i, 0, 0, 0, r)),
+                    };
+                    real(&addr.to_string(), PORT, r as u32, real_mac(r as u8))
+                })
+                .collect();
+            let mut svc = service(&vip.to_string(), PORT, Protocol::Tcp, sched, reals);
+            if persist {
+                svc = xvs_tests::fixtures::persistent(svc, 300, 32);
+            }
+            specs.push((vip, sched, persist, svc));
+        }
+        let mut dp = load()?;
+        let t = Instant::now();
+        dp.apply(&specs.iter().map(|s| s.3.clone()).collect::<Vec<_>>())?;
+        dp.set_active(true)?;
+        let _ = write!(
+            note,
+            " sched/{fam} {:.0} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        let client = ip(if family == Family::V4 {
+            CLIENT4
+        } else {
+            CLIENT6
+        });
+        let index = programs.tables.len();
+        let mut established = Vec::new();
+        for (vip, ..) in &specs {
+            established.push(open_flow(&dp, client, *vip)?);
+        }
+        programs.tables.push(dp);
+        for ((vip, sched, persist, _), est) in specs.iter().zip(established) {
+            let tag = format!(
+                "{fam}_{}_{}",
+                sched.name(),
+                if *persist { "persist" } else { "nopersist" }
+            );
+            let what = format!(
+                "{} with {} persistence, 10 reals (weights 1..10), VIP {vip}",
+                sched.name(),
+                if *persist { "/32 300 s" } else { "no" }
+            );
+            cases.push(
+                Case::new(
+                    leak(format!("{tag}_established")),
+                    Program::Table(index),
+                    Packet::Fixed(est),
+                    Repeat,
+                )
+                .expect(XDP_TX, tx)
+                .vs(
+                    "mac_swap_tx",
+                    Some(30.0),
+                    leak(format!("tc_{tag}_established_over_baseline_ns")),
+                )
+                .group("scheduler x persistence")
+                .what(format!("established flow; {what}")),
+            );
+            cases.push(
+                Case::new(
+                    leak(format!("{tag}_new_flow")),
+                    Program::Table(index),
+                    Packet::NewFlowTo(family, vec![*vip]),
+                    PerCall,
+                )
+                .expect(XDP_TX, tx)
+                .vs(
+                    "mac_swap_tx_call",
+                    Some(90.0),
+                    leak(format!("tc_{tag}_new_flow_over_baseline_ns")),
+                )
+                .group("scheduler x persistence")
+                .what(format!("TCP SYN of a never-seen client; {what}")),
+            );
+        }
+    }
+    // The size grid: IPv4, rr, no persistence.
+    for (services, reals) in GRID {
+        let vips: Vec<IpAddr> = (0..services)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a64_0001 + i)))
+            .collect();
+        let specs: Vec<ServiceSpec> = vips
+            .iter()
+            .map(|vip| {
+                let reals = (0..reals)
+                    .map(|r| {
+                        let addr = Ipv4Addr::from(0x0ac8_0001 + r);
+                        real(&addr.to_string(), PORT, 1, real_mac((r % 250) as u8 + 1))
+                    })
+                    .collect();
+                service(
+                    &vip.to_string(),
+                    PORT,
+                    Protocol::Tcp,
+                    SchedulerKind::Rr,
+                    reals,
+                )
+            })
+            .collect();
+        let mut dp = load()?;
+        let t = Instant::now();
+        dp.apply(&specs)?;
+        dp.set_active(true)?;
+        let _ = write!(
+            note,
+            " {services}x{reals} {:.0} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        let est = open_flow(&dp, ip(CLIENT4), vips[0])?;
+        let other = non_vip(
+            (1..=250).map(|n| IpAddr::V4(Ipv4Addr::new(10, 0, 0, n))),
+            &vips,
+        )?;
+        let non_vip_frame = Frame::tcp(ip(CLIENT4), CLIENT_PORT, other, PORT, TCP_ACK).build();
+        let index = programs.tables.len();
+        programs.tables.push(dp);
+        let tag = format!("grid_s{services}_r{reals}");
+        let what = format!("{services} services x {reals} reals, rr, IPv4");
+        let group = "table size (services x reals)";
+        cases.push(
+            Case::new(
+                leak(format!("{tag}_established")),
+                Program::Table(index),
+                Packet::Fixed(est),
+                Repeat,
+            )
+            .expect(XDP_TX, tx)
+            .vs(
+                "mac_swap_tx",
+                Some(30.0),
+                leak(format!("tc_{tag}_established_over_baseline_ns")),
+            )
+            .group(group)
+            .what(format!("established flow to the first VIP; {what}")),
+        );
+        cases.push(
+            Case::new(
+                leak(format!("{tag}_new_flow")),
+                Program::Table(index),
+                Packet::NewFlowTo(Family::V4, vips),
+                PerCall,
+            )
+            .expect(XDP_TX, tx)
+            .vs(
+                "mac_swap_tx_call",
+                Some(90.0),
+                leak(format!("tc_{tag}_new_flow_over_baseline_ns")),
+            )
+            .group(group)
+            .what(format!(
+                "TCP SYN of a never-seen client to a random VIP; {what}"
+            )),
+        );
+        cases.push(
+            Case::new(
+                leak(format!("{tag}_non_vip")),
+                Program::Table(index),
+                Packet::Fixed(non_vip_frame),
+                Repeat,
+            )
+            .expect(XDP_PASS, Some(Verdict::PassNotService))
+            .vs(
+                "xvs_pass",
+                Some(10.0),
+                leak(format!("tc_{tag}_non_vip_over_pass_ns")),
+            )
+            .group(group)
+            .what(format!("TCP ACK to {other}, not a VIP; {what}")),
+        );
+    }
+    Ok((cases, note))
+}
+
 // ---------------------------------------------------------------- cases
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -441,6 +1065,9 @@ enum Packet {
     /// of the family: the established path with a conn entry that is
     /// (mostly) not in the CPU cache, as with many concurrent clients.
     RevisitFlow(Family),
+    /// A TCP SYN of a flow never seen before (its own numbering, see
+    /// `MATRIX_CLIENTS4`), to a random one of `vips`, port 80.
+    NewFlowTo(Family, Vec<IpAddr>),
 }
 
 /// How far back `RevisitFlow` reaches: far enough that the entries do not
@@ -476,6 +1103,8 @@ struct Case {
     compare: Option<Comparison>,
     /// The packet and path, for the method line.
     what: String,
+    /// The table this case belongs to in the report.
+    group: &'static str,
 }
 
 impl Case {
@@ -489,7 +1118,13 @@ impl Case {
             verdict: None,
             compare: None,
             what: String::new(),
+            group: "main",
         }
+    }
+
+    fn group(mut self, group: &'static str) -> Case {
+        self.group = group;
+        self
     }
 
     /// Every run must return `action`; XVS must also count `verdict`.
@@ -629,6 +1264,8 @@ struct Bench {
     rng: Rng,
     /// New flows opened so far, per family: the next flow's number.
     flows_opened: [u32; 2],
+    /// The same for the matrix's data planes (`Packet::NewFlowTo`).
+    matrix_flows: u32,
 }
 
 impl Bench {
@@ -639,6 +1276,7 @@ impl Bench {
             calls: args.calls,
             rng: Rng::new(SHUFFLE_SEED),
             flows_opened: [0; 2],
+            matrix_flows: 0,
         }
     }
 
@@ -659,12 +1297,12 @@ impl Bench {
     /// One batch of `case`: its ns/packet, after checking every packet
     /// took the expected path.
     fn sample(&mut self, case: &Case) -> Result<f64> {
-        let before = self.path_counts()?;
+        let before = self.path_counts(case.program)?;
         let (ns, packets) = match case.mode {
             Mode::Repeat => (self.sample_repeat(case)?, self.repeat as u64),
             Mode::PerCall => (self.sample_per_call(case)?, self.calls as u64),
         };
-        if case.program == Program::Xvs {
+        if self.programs.dataplane(case.program).is_some() {
             self.check_path(case, before, packets)?;
         }
         Ok(ns)
@@ -704,6 +1342,11 @@ impl Bench {
                 let back = (self.rng.next_u64() % opened.min(REVISIT_WINDOW) as u64) as u32;
                 flow_frame(*family, opened - back, TCP_ACK)
             }
+            Packet::NewFlowTo(family, vips) => {
+                self.matrix_flows += 1;
+                let vip = vips[(self.rng.next_u64() % vips.len() as u64) as usize];
+                matrix_frame(*family, self.matrix_flows, vip)
+            }
         }
     }
 
@@ -723,18 +1366,18 @@ impl Bench {
         Ok(())
     }
 
-    fn path_counts(&self) -> Result<PathCounts> {
+    fn path_counts(&self, program: Program) -> Result<PathCounts> {
         let mut verdicts = [0; lb_common::VERDICT_COUNT as usize];
-        for (v, n) in self.programs.dp.verdicts()? {
+        let Some(dp) = self.programs.dataplane(program) else {
+            return Ok(PathCounts {
+                verdicts,
+                new_conns: 0,
+            });
+        };
+        for (v, n) in dp.verdicts()? {
             verdicts[v as usize] = n;
         }
-        let new_conns = self
-            .programs
-            .dp
-            .stats()?
-            .iter()
-            .map(|s| s.counters.conns)
-            .sum();
+        let new_conns = dp.stats()?.iter().map(|s| s.counters.conns).sum();
         Ok(PathCounts {
             verdicts,
             new_conns,
@@ -745,7 +1388,7 @@ impl Bench {
     /// the case is meant to (so `new_flow` never re-hits, `established`
     /// never re-schedules).
     fn check_path(&self, case: &Case, before: PathCounts, packets: u64) -> Result<()> {
-        let after = self.path_counts()?;
+        let after = self.path_counts(case.program)?;
         if let Some(v) = case.verdict {
             let got = after.verdicts[v as usize] - before.verdicts[v as usize];
             if got != packets {
@@ -758,7 +1401,7 @@ impl Bench {
             }
         }
         let expected_conns = match case.packet {
-            Packet::NewFlow(_) => packets,
+            Packet::NewFlow(_) | Packet::NewFlowTo(..) => packets,
             Packet::Fixed(_) | Packet::RevisitFlow(_) => 0,
         };
         let opened = after.new_conns - before.new_conns;
@@ -844,6 +1487,20 @@ fn flow_frame(family: Family, n: u32, tcp_flags: u8) -> Vec<u8> {
         }
     };
     Frame::tcp(src, sport, dst, PORT, tcp_flags).build()
+}
+
+/// Flow `n` of the matrix's new-flow cases: clients 11.0.0.0/8 (IPv4) and
+/// 2001:db8:fffe::/48 (IPv6), apart from every other case's.
+fn matrix_frame(family: Family, n: u32, vip: IpAddr) -> Vec<u8> {
+    let sport = 1024 + (n % 60_000) as u16;
+    let src = match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + n)),
+        Family::V6 => {
+            let base = u128::from(ip_v6("2001:db8:fffe::"));
+            IpAddr::V6(Ipv6Addr::from(base + n as u128))
+        }
+    };
+    Frame::tcp(src, sport, vip, PORT, TCP_SYN).build()
 }
 
 fn ip_v6(s: &str) -> Ipv6Addr {
@@ -1018,17 +1675,85 @@ fn write_outputs(
     table: &str,
     methods: &str,
     notes: &[String],
+    figures: &[Figure],
+    plots: &Plots,
 ) -> Result<String> {
     let dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = dir.join("summary.json");
-    std::fs::write(&json, records_json(&records(cases, results, args)))?;
+    let mut recs = records(cases, results, args);
+    recs.extend(figures.iter().map(Figure::record));
+    std::fs::write(&json, records_json(&recs))?;
+    let (pngs, plot_note) = match draw_plots(&dir, plots) {
+        Ok(p) => (p, None),
+        Err(e) => (Vec::new(), Some(format!("plots not drawn: {e:#}"))),
+    };
+    let mut notes = notes.to_vec();
+    notes.extend(plot_note);
     let report = dir.join("report.md");
     std::fs::write(
         &report,
-        report_md(args, machine, cpu, table, methods, notes),
+        report_md(args, machine, cpu, table, methods, &notes, figures, &pngs),
     )?;
-    Ok(format!("{} and {}", json.display(), report.display()))
+    Ok(format!(
+        "{}, {} and {} plots",
+        json.display(),
+        report.display(),
+        pngs.len()
+    ))
+}
+
+/// The PNG plots; returns their file names.
+fn draw_plots(dir: &std::path::Path, plots: &Plots) -> Result<Vec<String>> {
+    if !plot::init_font() {
+        bail!("no DejaVu Sans font (apt-get install fonts-dejavu-core)");
+    }
+    let mut out = Vec::new();
+    let mut groups: Vec<&'static str> = plots.cases.iter().map(|c| c.1).collect();
+    groups.dedup();
+    for (i, group) in groups.iter().enumerate() {
+        let rows: Vec<(String, f64, f64)> = plots
+            .cases
+            .iter()
+            .filter(|c| c.1 == *group)
+            .map(|c| (c.0.clone(), c.2, c.3))
+            .collect();
+        let name = format!("ns_per_packet_{i}.png");
+        plot::bars_with_baseline(
+            &dir.join(&name),
+            &format!("ns/packet, BPF_PROG_TEST_RUN: {group}"),
+            "ns/packet (median over rounds)",
+            &rows,
+        )?;
+        out.push(name);
+    }
+    if !plots.pps.is_empty() {
+        let (a, b): (Vec<f64>, Vec<f64>) = plots.pps.iter().copied().unzip();
+        plot::rounds_lines(
+            &dir.join("lab_pps.png"),
+            "veth lab: forwarded pps per round, XVS vs MAC-rewrite+XDP_TX baseline",
+            "packets/s delivered to the reals",
+            ("XVS", &a),
+            ("xvs_mac_swap_tx (baseline)", &b),
+        )?;
+        out.push("lab_pps.png".into());
+    }
+    for (label, gaps, takes, ka) in &plots.failover {
+        let name = format!("failover_{label}.png");
+        let bin = if label.starts_with("v2") { 100.0 } else { 20.0 };
+        plot::histograms(
+            &dir.join(&name),
+            &format!("failover {label}: outage / VIP takeover"),
+            &[
+                ("XVS client outage", gaps),
+                ("XVS VIP takeover", takes),
+                ("keepalived VIP takeover", ka),
+            ],
+            bin,
+        )?;
+        out.push(name);
+    }
+    Ok(out)
 }
 
 fn workspace_root() -> PathBuf {
@@ -1040,6 +1765,7 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| std::env::current_dir().unwrap_or_default())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report_md(
     args: &Args,
     machine: &MachineInfo,
@@ -1047,19 +1773,44 @@ fn report_md(
     table: &str,
     methods: &str,
     notes: &[String],
+    figures: &[Figure],
+    pngs: &[String],
 ) -> String {
     let unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut r = String::from("# XVS per-packet benchmark (BPF_PROG_TEST_RUN)\n\n");
+    let mut r = String::from("# XVS benchmark\n\n");
     let _ = writeln!(r, "- command: `{}`", args.command_line());
     let _ = writeln!(r, "- finished: unix time {unix}");
     let _ = writeln!(r, "- CPU: {}", machine.cpu_model);
     let _ = writeln!(r, "- cores: {} (pinned to CPU {cpu})", machine.cores);
     let _ = writeln!(r, "- kernel: {}", machine.kernel);
     let _ = writeln!(r, "- clocksource: {}\n", machine.clocksource);
-    let _ = writeln!(r, "## Results\n\n```text\n{table}```\n");
+    let _ = writeln!(
+        r,
+        "Every figure is an interleaved A/B comparison with a baseline measured in the same \
+         run; median, p25 and p75 over the rounds; targets are printed, never asserted.\n"
+    );
+    let _ = writeln!(
+        r,
+        "## Per-packet cost (BPF_PROG_TEST_RUN)\n\n```text\n{table}```\n"
+    );
+    let _ = writeln!(
+        r,
+        "## Lab pps, connection-table scale, control plane, failover\n\n```text{}```\n",
+        render_figures(figures)
+    );
+    for f in figures {
+        let _ = writeln!(r, "- `{}`: {}", f.name, f.method);
+    }
+    if !pngs.is_empty() {
+        let _ = writeln!(r, "\n## Plots\n");
+        for p in pngs {
+            let _ = writeln!(r, "![{p}]({p})");
+        }
+        r.push('\n');
+    }
     let _ = writeln!(r, "## Method\n\n```text\n{methods}```\n");
     let _ = writeln!(r, "## Checks\n");
     for note in notes {
