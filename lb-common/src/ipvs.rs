@@ -134,8 +134,16 @@ pub const TCP_INPUT_ONLY: [[u8; 11]; 4] = [
 #[inline(always)]
 pub fn tcp_next_state(state: u8, flags: u8) -> u8 {
     match tcp_event(flags) {
-        Some(event) if (state as usize) < 11 => TCP_INPUT_ONLY[event][state as usize],
-        Some(_) => state,
+        Some(event) => {
+            // An opaque copy keeps the bounds check next to the load: the
+            // verifier of kernels before 6.4 (Debian 12's 6.1) forgets a
+            // bound across the spill and fill LLVM may put between them.
+            let column = core::hint::black_box(state) as usize;
+            match TCP_INPUT_ONLY[event].get(column) {
+                Some(next) => *next,
+                None => state,
+            }
+        }
         None => CL,
     }
 }

@@ -92,12 +92,22 @@ fn advance(
 
 #[inline(always)]
 fn expired(entry: &ConnEntry, now: u64, cfg: &GlobalConfig) -> bool {
-    let state = entry.state as usize;
-    if state >= ipvs::STATE_COUNT {
+    let Some(timeout_s) = timeout_of(cfg, entry.state) else {
         return true;
-    }
-    let timeout = cfg.timeouts_s[state] as u64 * NS_PER_SEC;
-    now.wrapping_sub(entry.last_seen_ns) > timeout
+    };
+    now.wrapping_sub(entry.last_seen_ns) > timeout_s as u64 * NS_PER_SEC
+}
+
+/// The timeout of `state`. Kernels before 6.4 (Debian 12's 6.1) forget a
+/// bound checked on a register once it is spilled to the stack and filled
+/// again, and LLVM does that between the check and the indexed load when
+/// it schedules them apart, so the verifier rejects the program. The
+/// opaque copy (`black_box`) keeps the check and the load together: LLVM
+/// cannot move the check above it.
+#[inline(always)]
+fn timeout_of(cfg: &GlobalConfig, state: u8) -> Option<u32> {
+    let idx = core::hint::black_box(state) as usize;
+    cfg.timeouts_s.get(idx).copied()
 }
 
 /// Records a newly scheduled flow, in the table and this CPU's cache.
