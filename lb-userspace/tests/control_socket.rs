@@ -27,9 +27,14 @@ use xvs::{
 #[derive(Default)]
 struct FakeDataplane {
     applied: Arc<Mutex<Vec<ServiceSpec>>>,
+    /// Like IPVS: removed reals' flows are kept by the data plane itself.
+    keeps_removed_flows: bool,
 }
 
 impl Dataplane for FakeDataplane {
+    fn drains_at_weight_zero(&self) -> bool {
+        !self.keeps_removed_flows
+    }
     fn apply(&mut self, services: &[ServiceSpec]) -> anyhow::Result<()> {
         *self.applied.lock().unwrap() = services.to_vec();
         Ok(())
@@ -341,12 +346,56 @@ fn reload_reapplies_lvs_timeouts_and_drops_runtime_set() {
 
 #[test]
 fn down_real_keeps_its_flows_unless_expire_nodest_conn() {
+    let (mut d, applied, down) = director_with_a_down_real(false);
+    // Listed as keepalived's IPVS would have it: gone.
+    let listed: Vec<IpAddr> = d.table().unwrap().services[0]
+        .dests
+        .iter()
+        .map(|r| r.addr)
+        .collect();
+    assert!(!listed.contains(&down), "{listed:?}");
+    // Carried at weight 0: no new flows, established ones stay on it.
+    assert_eq!(weight_of(&applied, down), Some(0));
+    d.set_expire_nodest_conn(true).unwrap();
+    assert_eq!(weight_of(&applied, down), None);
+}
+
+/// A data plane that keeps removed reals' flows itself (IPVS) is given the
+/// reals as listed: the down one out, with or without expire_nodest_conn.
+#[test]
+fn down_real_leaves_a_data_plane_that_keeps_its_flows() {
+    let (d, applied, down) = director_with_a_down_real(true);
+    let listed: Vec<IpAddr> = d.table().unwrap().services[0]
+        .dests
+        .iter()
+        .map(|r| r.addr)
+        .collect();
+    assert!(!listed.contains(&down), "{listed:?}");
+    assert_eq!(weight_of(&applied, down), None);
+    assert_eq!(applied.lock().unwrap()[0].reals.len(), 1);
+}
+
+fn weight_of(applied: &Arc<Mutex<Vec<ServiceSpec>>>, addr: IpAddr) -> Option<u32> {
+    applied.lock().unwrap()[0]
+        .reals
+        .iter()
+        .find(|r| r.addr == addr)
+        .map(|r| r.weight)
+}
+
+/// A director whose health view has 10.0.0.11 down (no inhibit_on_failure).
+fn director_with_a_down_real(
+    keeps_removed_flows: bool,
+) -> (Director, Arc<Mutex<Vec<ServiceSpec>>>, IpAddr) {
     use xvs::health::{
         engine::{HealthView, RealHealth},
         RealId,
     };
     let (config, _) = parse_str("t.conf", CONFIG, &LoadOptions::default());
-    let dp = FakeDataplane::default();
+    let dp = FakeDataplane {
+        keeps_removed_flows,
+        ..FakeDataplane::default()
+    };
     let applied = dp.applied.clone();
     let identity = Identity {
         instance: "t".into(),
@@ -379,22 +428,5 @@ fn down_real_keeps_its_flows_unless_expire_nodest_conn() {
         },
     );
     d.set_health(view).unwrap();
-    // Listed as keepalived's IPVS would have it: gone.
-    let listed: Vec<IpAddr> = d.table().unwrap().services[0]
-        .dests
-        .iter()
-        .map(|r| r.addr)
-        .collect();
-    assert!(!listed.contains(&down), "{listed:?}");
-    // Carried at weight 0: no new flows, established ones stay on it.
-    let weight_of = |applied: &Arc<Mutex<Vec<ServiceSpec>>>| {
-        applied.lock().unwrap()[0]
-            .reals
-            .iter()
-            .find(|r| r.addr == down)
-            .map(|r| r.weight)
-    };
-    assert_eq!(weight_of(&applied), Some(0));
-    d.set_expire_nodest_conn(true).unwrap();
-    assert_eq!(weight_of(&applied), None);
+    (d, applied, down)
 }

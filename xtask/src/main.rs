@@ -31,7 +31,9 @@ usage: cargo xtask <command> [args]
                COMMAND inside (default: ipvsadm -L -n), exit with its code.
                --mem MB, --smp N, --timeout SECS, --share DIR (read-only at
                the same path; default: the workspace and its target dir),
-               --env K=V, --no-build (skip building the release binaries)";
+               --env K=V, --no-build (skip building the release binaries);
+               --bench: instead, IPVS DR vs XVS XDP forwarding in the guest,
+               guest_pps_ratio_vs_ipvs_emulated (emulated: indicative only)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -129,6 +131,10 @@ fn vm_command(args: &[String]) -> Result<()> {
                 opts.env.push((k.to_string(), v.to_string()));
             }
             "--no-build" => build = false,
+            "--bench" => {
+                prepare()?;
+                return vm::bench(&root());
+            }
             other => bail!("unknown vm option {other:?}\n{USAGE}"),
         }
     }

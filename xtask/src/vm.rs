@@ -576,6 +576,44 @@ poweroff -f
 }
 
 // ---------------------------------------------------------------------------
+// The emulated forwarding comparison
+
+/// `cargo xtask vm --bench`: IPVS's DR forwarding against XVS's XDP
+/// forwarding in the guest (same topology, generator and packets), run by
+/// the ignored test `ipvs_guest_bench` of tests/tests/ipvs_guest.rs, which
+/// prints `guest_pps_ratio_vs_ipvs_emulated` and writes it, with both pps
+/// figures, to `target/bench/guest.json`. Emulated (QEMU TCG): indicative
+/// only, never part of `cargo xtask bench --quick`. Builds the release
+/// binaries first; the caller has built the XDP objects.
+pub fn bench(workspace: &Path) -> Result<()> {
+    let cargo = |args: &[&str]| -> Result<()> {
+        let status = Command::new("cargo")
+            .current_dir(workspace)
+            .args(args)
+            .status()
+            .context("starting cargo")?;
+        if !status.success() {
+            bail!("cargo {} failed: {status}", args.join(" "));
+        }
+        Ok(())
+    };
+    cargo(&["build", "--release", "-p", "lb-userspace", "--bins"])?;
+    cargo(&[
+        "test",
+        "--release",
+        "-p",
+        "xvs-tests",
+        "--test",
+        "ipvs_guest",
+        "--",
+        "--ignored",
+        "--exact",
+        "ipvs_guest_bench",
+        "--nocapture",
+    ])
+}
+
+// ---------------------------------------------------------------------------
 // Debian packages
 
 fn apt_get(args: &[&str]) -> Result<()> {

@@ -214,9 +214,11 @@ impl Director {
 
     /// What the data plane carries. As in IPVS, a real that health checks
     /// take out keeps its established flows: it stays in the data plane at
-    /// weight 0 (no new flows), unless expire_nodest_conn is set.
+    /// weight 0 (no new flows), unless expire_nodest_conn is set or the
+    /// data plane keeps such flows itself (IPVS: the real leaves, as under
+    /// keepalived; see [`Dataplane::drains_at_weight_zero`]).
     fn forwarded(&self) -> Vec<ServiceSpec> {
-        if self.expire_nodest_conn {
+        if self.expire_nodest_conn || !self.dp.drains_at_weight_zero() {
             return self.effective();
         }
         let mut keep = self.health.clone();

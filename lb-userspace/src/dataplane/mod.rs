@@ -74,6 +74,15 @@ pub trait Dataplane {
     fn set_lease(&mut self, _lease: Option<std::time::Duration>) -> anyhow::Result<()> {
         Ok(())
     }
+    /// Whether a real that health checks take out must stay in the data
+    /// plane at weight 0 for its established flows to finish on it (unless
+    /// expire_nodest_conn is set). XDP's flows follow the reals it carries,
+    /// so yes (the default). IPVS keeps the flows of a removed destination
+    /// itself, as it does under keepalived, so it is given the reals as
+    /// keepalived has them: a failed one out, and `ipvsadm -L` agrees.
+    fn drains_at_weight_zero(&self) -> bool {
+        true
+    }
     fn set_timeouts(&mut self, timeouts: Timeouts) -> anyhow::Result<()>;
     fn stats(&self) -> anyhow::Result<Vec<ServiceStats>>;
     /// `ipvsadm -Z`: zero the counters of one service (and its reals) or all.

@@ -19,6 +19,11 @@
 //! weight, added in the order of the configuration as keepalived adds them;
 //! the kernel turns a real that is one of this host's addresses into
 //! `Local` itself. MACs are not used: IPVS resolves next hops on its own.
+//! A real that health checks take out is removed from its service, as
+//! keepalived does: the kernel keeps its established flows (until they end,
+//! or `expire_nodest_conn` drops them), so `ipvsadm -L` and `xvsadm -L`
+//! list the same reals (XDP instead carries such a real at weight 0; see
+//! [`Dataplane::drains_at_weight_zero`]).
 //!
 //! `apply` is a diff against what the kernel holds (dumped each time, so a
 //! restarted daemon adopts the table, flows and counters included): only
@@ -62,7 +67,13 @@
 //! restarted daemon does not touch the table it adopts before it knows
 //! what it is. The data plane's forwarding lease (`set_lease`) is not
 //! enforced here: IPVS has no timer for it, so a killed xvsd leaves IPVS
-//! running, as a killed keepalived does (its VIP decides, as ever).
+//! running, as a killed keepalived does (its VIP decides, as ever). In
+//! seed 004's layout that matters: the killed MASTER's IPVS still
+//! schedules what its successor forwards to it, half of it back, so such a
+//! director needs `ipvsadm -C`, or its xvsd restarted (which withdraws
+//! those services whenever it is BACKUP), before it serves as a real again. A stopped xvsd
+//! (SIGTERM) removes its services itself; the guest tests check that
+//! handover (tests/tests/ipvs_guest.rs).
 
 pub mod attr;
 pub mod conn;
@@ -367,6 +378,13 @@ impl Dataplane for IpvsDataplane {
     fn set_active(&mut self, active: bool) -> Result<()> {
         self.active = Some(active);
         self.sync()
+    }
+
+    /// A destination removed from a service keeps its established flows in
+    /// the kernel (they finish on it, or expire_nodest_conn drops them), so
+    /// a failed real is removed outright, as keepalived does.
+    fn drains_at_weight_zero(&self) -> bool {
+        false
     }
 
     fn set_timeouts(&mut self, t: Timeouts) -> Result<()> {
