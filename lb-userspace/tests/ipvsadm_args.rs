@@ -701,6 +701,18 @@ fn realserver_subcommand() {
 }
 
 #[test]
+fn vrrp_subcommand() {
+    assert_eq!(command("vrrp"), Command::Vrrp);
+    let inv = parse("--json vrrp --socket=/s").unwrap();
+    assert_eq!(
+        (inv.command, inv.json, inv.socket),
+        (Command::Vrrp, true, Some(PathBuf::from("/s")))
+    );
+    assert!(invalid("vrrp now").contains("unexpected argument now"));
+    assert!(invalid("vrrp --socket").contains("missing argument"));
+}
+
+#[test]
 fn odd_input_never_panics() {
     for line in [
         "-",

@@ -61,6 +61,18 @@ fn run(inv: Invocation, names: &dyn Resolver) -> Result<ExitCode> {
             edit(commands.into_iter().filter_map(edit_of).collect())
         }
         Command::RealServer { action, vips } => realserver_action(action, &vips, inv.json),
+        Command::Vrrp => {
+            let status = match call(&socket, RequestBody::Status)? {
+                ResponseBody::Status { status } => status,
+                other => bail!("unexpected reply {other:?}"),
+            };
+            if inv.json {
+                println!("{}", serde_json::to_string_pretty(&status.vrrp)?);
+            } else {
+                print!("{}", format::vrrp(&status.vrrp, status.active));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Help => {
             print!("{}", ipvsadm::args::usage("xvsadm"));
             Ok(ExitCode::SUCCESS)

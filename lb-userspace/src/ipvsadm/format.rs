@@ -462,6 +462,46 @@ fn protocol_switch(proto: Protocol) -> &'static str {
     }
 }
 
+/// `xvsadm vrrp`: one line per VRRP instance, then whether this director
+/// forwards.
+pub fn vrrp(instances: &[crate::vrrp::runtime::InstanceStatus], forwarding: bool) -> String {
+    let mut out = format!(
+        "{:<16} {:<7} {:>4} {:>4} {:<12} {:>4} {:>10} {:>10}  {}\n",
+        "Instance", "State", "Prio", "Base", "Interface", "VRID", "AdvSent", "AdvRecv", "Rejected"
+    );
+    for i in instances {
+        let rejected: Vec<String> = i.rejected.iter().map(|(r, n)| format!("{r}={n}")).collect();
+        out += &format!(
+            "{:<16} {:<7} {:>4} {:>4} {:<12} {:>4} {:>10} {:>10}  {}\n",
+            i.name,
+            i.state,
+            i.priority,
+            i.base_priority,
+            i.interface,
+            i.vrid,
+            i.adverts_sent,
+            i.adverts_received,
+            if rejected.is_empty() {
+                "-".to_string()
+            } else {
+                rejected.join(",")
+            }
+        );
+    }
+    if instances.is_empty() {
+        out += "(no vrrp_instance: VRRP is not running)\n";
+    }
+    out += &format!(
+        "data plane: {}\n",
+        if forwarding {
+            "forwarding"
+        } else {
+            "passing (not MASTER)"
+        }
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,6 +80,8 @@ pub enum Command {
         action: RealServerAction,
         vips: Vec<IpAddr>,
     },
+    /// `xvsadm vrrp`: the VRRP instances' states (not in ipvsadm).
+    Vrrp,
     /// `-h`.
     Help,
     /// `-v`.
@@ -165,16 +167,18 @@ pub fn parse_args_with_env(
 ) -> Result<Invocation, ArgError> {
     let parsed = if first_word(args) == Some("realserver") {
         parse_realserver(args)?
+    } else if first_word(args) == Some("vrrp") {
+        parse_vrrp(args)?
     } else {
         parse_ipvsadm(args, names)?
     };
     let json_applies = matches!(
         parsed.command,
-        Command::List(_) | Command::RealServer { .. }
+        Command::List(_) | Command::RealServer { .. } | Command::Vrrp
     );
     if parsed.json && !json_applies {
         return Err(invalid(
-            "--json applies only to listings (-L, -l) and realserver",
+            "--json applies only to listings (-L, -l), realserver and vrrp",
         ));
     }
     Ok(Invocation {
@@ -182,6 +186,33 @@ pub fn parse_args_with_env(
         json: parsed.json,
         socket: parsed.socket.or(env_socket),
     })
+}
+
+/// `xvsadm vrrp [--json] [--socket PATH]`.
+fn parse_vrrp(args: &[String]) -> Result<Parsed, ArgError> {
+    let mut parsed = Parsed {
+        command: Command::Vrrp,
+        json: false,
+        socket: None,
+    };
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.split_once('=') {
+            Some(("--socket", path)) => parsed.socket = Some(PathBuf::from(path)),
+            _ => match arg.as_str() {
+                "vrrp" => {}
+                "--json" => parsed.json = true,
+                "--socket" => {
+                    let path = rest
+                        .next()
+                        .ok_or_else(|| invalid("--socket: missing argument"))?;
+                    parsed.socket = Some(PathBuf::from(path));
+                }
+                other => return Err(invalid(format!("vrrp: unexpected argument {other}"))),
+            },
+        }
+    }
+    Ok(parsed)
 }
 
 /// A command with the XVS flags that came with it.
@@ -223,6 +254,7 @@ Usage:
   {p} -Z [virtual-service]
   {p} --set tcp tcpfin udp
   {p} realserver up|down|status --vip VIP [--vip VIP...]
+  {p} vrrp
   {p} -h
 
 Commands:
