@@ -337,10 +337,20 @@ impl DrLab {
 
     /// Whether director `i` holds the VIP on its interface.
     pub fn holds_vip(&self, i: usize) -> Result<bool> {
+        self.holds(i, self.vip.into())
+    }
+
+    /// Whether director `i` has `addr` on its interface.
+    pub fn holds(&self, i: usize, addr: std::net::IpAddr) -> Result<bool> {
+        let (family, word) = if addr.is_ipv4() {
+            ("-4", "inet")
+        } else {
+            ("-6", "inet6")
+        };
         let out = self.directors[i]
             .ns
-            .ip(&["-4", "-o", "addr", "show", "dev", DIRECTOR_IF])?;
-        Ok(out.contains(&format!("inet {}/", self.vip)))
+            .ip(&[family, "-o", "addr", "show", "dev", DIRECTOR_IF])?;
+        Ok(out.contains(&format!("{word} {addr}/")))
     }
 
     /// The directors that forward and hold the VIP, i.e. are MASTER.

@@ -425,11 +425,8 @@ fn inject_adverts(lab: &DrLab, ttl: u8, auth_pass: Option<&str>, count: usize) -
     };
     let group = Ipv4Addr::new(224, 0, 0, 18);
     let payload = encode(&advert, src.into(), group.into(), &EncodeOptions::default())?;
-    let mut frame = vec![0x45, 0xc0, 0, 0, 0, 0, 0, 0, ttl, 112, 0, 0];
-    frame.extend_from_slice(&src.octets());
-    frame.extend_from_slice(&group.octets());
-    let total = (frame.len() + payload.len()) as u16;
-    frame[2..4].copy_from_slice(&total.to_be_bytes());
+    let mut frame = xvs::vrrp::socket::ipv4_header(src, group, payload.len()).to_vec();
+    frame[8] = ttl;
     frame.extend_from_slice(&payload);
     lab.client.run(move || {
         // SAFETY: plain socket calls on buffers that outlive them.
@@ -705,12 +702,7 @@ fn sync_group_members_move_together() -> Result<()> {
     lab.start_director(0, &c0)?;
     lab.start_director(1, &c1)?;
     lab.wait_master(0, LONG)?;
-    let holds = |i: usize, vip: Ipv4Addr| -> Result<bool> {
-        let out = lab.directors[i]
-            .ns
-            .ip(&["-4", "-o", "addr", "show", "dev", DIRECTOR_IF])?;
-        Ok(out.contains(&format!("inet {vip}/")))
-    };
+    let holds = |i: usize, vip: Ipv4Addr| lab.holds(i, vip.into());
     wait_for("director 1 holds both VIPs", LONG, || {
         Ok((holds(0, vip2)? && holds(0, lab.vip)?).then_some(()))
     })?;
@@ -787,10 +779,7 @@ fn keepalived_interop_unicast() -> Result<()> {
 }
 
 fn holds_vip6(lab: &DrLab, i: usize, vip: &str) -> Result<bool> {
-    let out = lab.directors[i]
-        .ns
-        .ip(&["-6", "-o", "addr", "show", "dev", DIRECTOR_IF])?;
-    Ok(out.contains(&format!("inet6 {vip}/")))
+    lab.holds(i, vip.parse()?)
 }
 
 /// VRRPv3 over IPv6 (link-local sources, ff02::12), against keepalived in

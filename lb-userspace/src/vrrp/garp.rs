@@ -28,10 +28,11 @@ pub struct Announcer {
 }
 
 impl Announcer {
-    pub fn new(ifname: &str, ifindex: u32) -> io::Result<Self> {
+    pub fn new(ifname: &str) -> anyhow::Result<Self> {
+        let (ifindex, mac) = crate::dataplane::xdp::iface_index_and_mac(ifname)?;
         Ok(Announcer {
             ifindex,
-            mac: interface_mac(ifname)?,
+            mac,
             arp: None,
             ndp: None,
         })
@@ -149,33 +150,6 @@ fn socket(domain: i32, kind: i32, protocol: i32) -> io::Result<OwnedFd> {
     }
     // SAFETY: a fresh descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
-}
-
-/// The interface's MAC (SIOCGIFHWADDR), in the caller's namespace.
-pub fn interface_mac(ifname: &str) -> io::Result<[u8; 6]> {
-    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
-    // SAFETY: ifreq is plain data; the name fits (checked) and is NUL-terminated.
-    let mut req: libc::ifreq = unsafe { zeroed() };
-    if ifname.len() >= req.ifr_name.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("interface name {ifname} is too long"),
-        ));
-    }
-    for (dst, src) in req.ifr_name.iter_mut().zip(ifname.bytes()) {
-        *dst = src as libc::c_char;
-    }
-    // SAFETY: SIOCGIFHWADDR fills `req` in place.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel set ifru_hwaddr for this request.
-    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
-    let mut mac = [0u8; 6];
-    for (m, d) in mac.iter_mut().zip(data.iter()) {
-        *m = *d as u8;
-    }
-    Ok(mac)
 }
 
 /// Whether the interface is up and has carrier (IFF_UP and IFF_RUNNING).

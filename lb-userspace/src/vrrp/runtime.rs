@@ -33,7 +33,11 @@ use super::{
     spec::{InstanceSpec, Notifies, Spec, TrackedObject},
     track::{self, Change, ScriptRunner},
 };
-use crate::{config::model::GlobalDefs, health::notify::Notifier, netlink};
+use crate::{
+    config::model::{GlobalDefs, VirtualIp},
+    health::notify::Notifier,
+    netlink,
+};
 
 /// A rejected advert is logged at most this often per instance and reason;
 /// the counters see every one.
@@ -217,10 +221,10 @@ impl Instance {
         let group = spec.peers.is_empty().then_some(spec.group);
         let socket = VrrpSocket::open(&spec.interface, ifindex, spec.family == Family::V6, group)
             .with_context(|| format!("opening the VRRP socket on {}", spec.interface))?;
-        let announcer = match Announcer::new(&spec.interface, ifindex) {
+        let announcer = match Announcer::new(&spec.interface) {
             Ok(a) => Some(a),
             Err(e) => {
-                tracing::warn!(instance = %spec.name, error = %e, "no gratuitous ARP on this interface");
+                tracing::warn!(instance = %spec.name, error = %format!("{e:#}"), "no gratuitous ARP on this interface");
                 None
             }
         };
@@ -279,24 +283,26 @@ impl Instance {
     }
 
     fn add_vips(&self) {
-        for vip in self.spec.all_vips() {
-            let result = self.vip_ifindex(vip.dev.as_deref()).and_then(|ix| {
-                netlink::add_addr(ix, vip.addr, vip.prefix_len, vip.label.as_deref())
-                    .map_err(Into::into)
-            });
-            if let Err(e) = result {
-                tracing::error!(instance = %self.spec.name, vip = %vip.addr, error = %format!("{e:#}"), "adding VIP failed");
-            }
-        }
+        self.each_vip("adding", |ix, vip| {
+            netlink::add_addr(ix, vip.addr, vip.prefix_len, vip.label.as_deref())
+        });
     }
 
     fn remove_vips(&self) {
+        self.each_vip("removing", |ix, vip| {
+            netlink::del_addr(ix, vip.addr, vip.prefix_len)
+        });
+    }
+
+    /// Runs `op` on every VIP (excluded ones too) with the index of its
+    /// device; a failure is logged and the others still run.
+    fn each_vip(&self, doing: &str, op: impl Fn(u32, &VirtualIp) -> std::io::Result<()>) {
         for vip in self.spec.all_vips() {
             let result = self
                 .vip_ifindex(vip.dev.as_deref())
-                .and_then(|ix| netlink::del_addr(ix, vip.addr, vip.prefix_len).map_err(Into::into));
+                .and_then(|ix| op(ix, vip).map_err(Into::into));
             if let Err(e) = result {
-                tracing::error!(instance = %self.spec.name, vip = %vip.addr, error = %format!("{e:#}"), "removing VIP failed");
+                tracing::error!(instance = %self.spec.name, vip = %vip.addr, error = %format!("{e:#}"), "{doing} VIP failed");
             }
         }
     }
@@ -331,13 +337,19 @@ impl Instance {
         }
     }
 
-    /// One burst: `repeat` announcements of every VIP.
-    fn announce(&mut self) {
+    /// One burst: `repeat` announcements of the VIPs, the excluded ones
+    /// too when asked.
+    fn announce(&mut self, repeat: u32, with_excluded: bool) {
         let Some(announcer) = self.announcer.as_mut() else {
             return;
         };
-        for _ in 0..self.spec.garp.repeat.max(1) {
-            for vip in self.spec.vips.iter().chain(&self.spec.excluded) {
+        let excluded = if with_excluded {
+            &self.spec.excluded[..]
+        } else {
+            &[]
+        };
+        for _ in 0..repeat.max(1) {
+            for vip in self.spec.vips.iter().chain(excluded) {
                 if let Err(e) = announcer.announce(vip.addr) {
                     tracing::debug!(vip = %vip.addr, error = %e, "gratuitous announcement failed");
                 }
@@ -346,7 +358,7 @@ impl Instance {
     }
 
     fn start_announcing(&mut self, now: Instant) {
-        self.announce();
+        self.announce(self.spec.garp.repeat, true);
         let g = &self.spec.garp;
         self.garp_at = (!g.delay.is_zero()).then(|| now + g.delay);
         self.refresh_at = (!g.refresh.is_zero()).then(|| now + g.refresh);
@@ -360,18 +372,11 @@ impl Instance {
         }
         if self.garp_at.is_some_and(|t| t <= now) {
             self.garp_at = None;
-            self.announce();
+            self.announce(self.spec.garp.repeat, true);
         }
         if self.refresh_at.is_some_and(|t| t <= now) {
-            let g = self.spec.garp.clone();
-            self.refresh_at = Some(now + g.refresh);
-            if let Some(a) = self.announcer.as_mut() {
-                for _ in 0..g.refresh_repeat.max(1) {
-                    for vip in &self.spec.vips {
-                        let _ = a.announce(vip.addr);
-                    }
-                }
-            }
+            self.refresh_at = Some(now + self.spec.garp.refresh);
+            self.announce(self.spec.garp.refresh_repeat, false);
         }
     }
 

@@ -18,7 +18,7 @@ use super::packet::IPPROTO_VRRP;
 
 /// keepalived's TOS for adverts (IPTOS_PREC_INTERNETCONTROL).
 const TOS_INTERNETCONTROL: u8 = 0xc0;
-const IPV4_HDR_LEN: usize = 20;
+pub const IPV4_HDR_LEN: usize = 20;
 
 /// One received datagram, with what the checks need from the IP layer.
 #[derive(Debug, Clone)]
@@ -239,8 +239,8 @@ impl VrrpSocket {
 }
 
 /// keepalived `vrrp_build_ip4`: no options, DF clear, TTL 255; the kernel
-/// fills the id, total length and checksum.
-fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, payload_len: usize) -> [u8; IPV4_HDR_LEN] {
+/// fills the id and checksum. Public for tests that send adverts.
+pub fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, payload_len: usize) -> [u8; IPV4_HDR_LEN] {
     let mut h = [0u8; IPV4_HDR_LEN];
     h[0] = 0x45;
     h[1] = TOS_INTERNETCONTROL;
