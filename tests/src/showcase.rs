@@ -540,6 +540,11 @@ impl Showcase {
             took.as_secs_f64(),
             CHECK_TIME.as_secs()
         );
+        Ok((took, self.requests_per_real(n)?))
+    }
+
+    /// `n` HTTP requests, printed as how many each real answered.
+    fn requests_per_real(&self, n: usize) -> Result<Tally> {
         let tally = self.lab.http_requests(n)?;
         println!(
             "    {n} requests: {}; {} failed",
@@ -551,7 +556,7 @@ impl Showcase {
                 .join(", "),
             tally.failed
         );
-        Ok((took, tally))
+        Ok(tally)
     }
 
     /// Step 6: real `r`'s HTTP server back; how long until it is listed
@@ -570,18 +575,7 @@ impl Showcase {
             "    {name} is back in the HTTP service after {:.1} s (one passed check)",
             took.as_secs_f64()
         );
-        let tally = self.lab.http_requests(n)?;
-        println!(
-            "    {n} requests: {}; {} failed",
-            self.lab
-                .reals
-                .iter()
-                .map(|r| format!("{} {}", r.name, tally.count(&r.name)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            tally.failed
-        );
-        Ok((took, tally))
+        Ok((took, self.requests_per_real(n)?))
     }
 
     /// Step 7: SIGKILL the MASTER's xvsd while the client sends a request
